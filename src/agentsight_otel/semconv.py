@@ -1,0 +1,108 @@
+"""Every attribute, event and span name this project writes or reads, once.
+
+Two vocabularies meet here, deliberately kept apart:
+
+* ``agentsight.button_*`` and friends are what *we* put on the application's
+  spans. They are OpenTelemetry span-event attributes, so they must be flat,
+  primitive and searchable in any tracing backend.
+* ``agentsight.button.*`` / ``agentsight.span.kind`` / ``agentsight.metadata``
+  are what AgentSight's ``/api/ingest/`` projectors read (the names the public
+  ``agentsight`` 0.1.4 SDK writes). They appear only in payloads we send.
+
+Keeping both here means the tracker, the translator, the bridge and the local
+receiver cannot drift apart on a spelling.
+"""
+
+from typing import Final
+
+# --- On the application's spans ------------------------------------------
+
+#: The span event that carries one click. The translator and the Collector's
+#: filter processor (collector-config.yaml) select spans by this name, so it
+#: is the one name that must never change.
+BUTTON_CLICK_EVENT: Final = "agentsight.button_click"
+
+#: The short span a click is recorded on when the current span cannot carry
+#: it (none, sampled out, or at its event limit). Named so it is obvious in a
+#: trace view what it is and why it exists.
+BUTTON_SPAN_NAME: Final = "agentsight.button"
+
+#: What the button is for; buttons shown together share it, and AgentSight
+#: groups the clicks of one ``button_event`` in the conversation preview.
+BUTTON_EVENT: Final = "agentsight.button_event"
+#: The text the user saw on the button.
+BUTTON_LABEL: Final = "agentsight.button_label"
+#: The value the button stands for.
+BUTTON_VALUE: Final = "agentsight.button_value"
+#: The conversation the click belongs to. Also the W3C baggage key, so one
+#: name follows the request across services.
+CONVERSATION_ID: Final = "agentsight.conversation_id"
+#: Unique per click (UUID4 hex). Everything downstream keys on it: the spool,
+#: the ingest ``span_id`` derived from it, and the receiver's de-duplication,
+#: which is what makes redelivery after a crash idempotent.
+CLICK_ID: Final = "agentsight.click_id"
+#: When the click happened, as ISO 8601 UTC text. The event timestamp has the
+#: same instant in nanoseconds; this copy is the exact string ``track_button``
+#: returned, so a caller can match its return value to what was delivered.
+CLICK_TIMESTAMP: Final = "agentsight.click_timestamp"
+
+#: Prefix of the flattened metadata attributes, e.g.
+#: ``agentsight.metadata.product.price``. Flattened (not one JSON string) so
+#: tracing backends can search on individual keys; see metadata.py for the
+#: lossless encoding of keys, lists and empty containers.
+METADATA_PREFIX: Final = "agentsight.metadata."
+
+#: Marks that the click's metadata was an empty mapping rather than absent.
+#: ``{}`` flattens to no attributes at all; without this marker the two would
+#: come back identical and the round trip would not be lossless.
+METADATA_EMPTY: Final = "agentsight.metadata_empty"
+
+#: The attributes every click event carries, in a fixed order.
+REQUIRED_CLICK_ATTRIBUTES: Final = (
+    BUTTON_EVENT,
+    BUTTON_LABEL,
+    BUTTON_VALUE,
+    CONVERSATION_ID,
+    CLICK_ID,
+    CLICK_TIMESTAMP,
+)
+
+# --- Baggage -------------------------------------------------------------
+
+#: W3C baggage entry for the conversation id. The same string as the span
+#: attribute on purpose: one name to grep for, on the wire and in traces.
+BAGGAGE_CONVERSATION_ID: Final = CONVERSATION_ID
+
+# --- AgentSight ingest vocabulary (what the backend projects) -------------
+
+#: Attribute holding the span kind in ingest records; its value is copied to
+#: the record's top-level ``kind``.
+INGEST_SPAN_KIND: Final = "agentsight.span.kind"
+#: The kind of a click record. Unknown kinds are archived, not rejected, by
+#: the backend, so this must match the 0.1.4 SDK exactly to be projected.
+INGEST_KIND_BUTTON: Final = "button"
+INGEST_BUTTON_EVENT: Final = "agentsight.button.event"
+INGEST_BUTTON_LABEL: Final = "agentsight.button.label"
+INGEST_BUTTON_VALUE: Final = "agentsight.button.value"
+INGEST_CONVERSATION_ID: Final = "agentsight.conversation.id"
+#: Metadata as one JSON string (span attributes must be primitives; the
+#: backend parses it). Absent when the click had no metadata, as in 0.1.4.
+INGEST_METADATA: Final = "agentsight.metadata"
+#: Our click id, carried on the ingest record so the receiver can drop
+#: duplicates of a redelivered click even if it ignores the span id.
+INGEST_CLICK_ID: Final = "agentsight.button.click_id"
+#: Where the click was recorded in the application's trace. Ingest records
+#: already carry trace_id/parent_span_id; these copies survive in the
+#: ``buttons`` wire format, whose body has only ``metadata`` to spare.
+INGEST_TRACE_ID: Final = "agentsight.trace_id"
+INGEST_SPAN_ID: Final = "agentsight.span_id"
+
+#: Reserved key inside ``metadata`` of a ``POST /api/buttons/`` body that
+#: holds the trace correlation (``{"trace_id": ..., "span_id": ...,
+#: "click_id": ...}``). The buttons body has no other free-form field, and a
+#: single namespaced key cannot collide with user metadata keys that don't
+#: start with ``_agentsight``.
+BUTTONS_CORRELATION_KEY: Final = "_agentsight"
+
+#: SDK block sent with every ingest payload.
+SDK_NAME: Final = "agentsight-otel"
