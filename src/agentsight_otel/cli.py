@@ -55,13 +55,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "quickstart":
         from agentsight_otel._quickstart import run_quickstart
 
-        return run_quickstart()
+        return int(run_quickstart())
     if args.command == "serve":
         try:
             from agentsight_otel.server.receiver import serve_from_args
         except ImportError as exc:
             return _missing_extra(exc)
-        return serve_from_args(args)
+        return int(serve_from_args(args))
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guards this
 
 

@@ -41,21 +41,19 @@ CONVERSATION_ID: Final = "agentsight.conversation_id"
 #: the ingest ``span_id`` derived from it, and the receiver's de-duplication,
 #: which is what makes redelivery after a crash idempotent.
 CLICK_ID: Final = "agentsight.click_id"
-#: When the click happened, as ISO 8601 UTC text. The event timestamp has the
-#: same instant in nanoseconds; this copy is the exact string ``track_button``
-#: returned, so a caller can match its return value to what was delivered.
-CLICK_TIMESTAMP: Final = "agentsight.click_timestamp"
-
 #: Prefix of the flattened metadata attributes, e.g.
 #: ``agentsight.metadata.product.price``. Flattened (not one JSON string) so
 #: tracing backends can search on individual keys; see metadata.py for the
 #: lossless encoding of keys, lists and empty containers.
 METADATA_PREFIX: Final = "agentsight.metadata."
 
-#: Marks that the click's metadata was an empty mapping rather than absent.
-#: ``{}`` flattens to no attributes at all; without this marker the two would
-#: come back identical and the round trip would not be lossless.
-METADATA_EMPTY: Final = "agentsight.metadata_empty"
+#: Marker attributes of the lossless metadata encoding (see metadata.py):
+#: paths whose value is None, paths whose value is an empty object (neither
+#: has an attribute form), and the compact JSON form used when the flattened
+#: form would exceed the SDK's event attribute count limit.
+METADATA_NULLS: Final = "agentsight.metadata_nulls"
+METADATA_EMPTY_OBJECTS: Final = "agentsight.metadata_empty_objects"
+METADATA_JSON: Final = "agentsight.metadata_json"
 
 #: The attributes every click event carries, in a fixed order.
 REQUIRED_CLICK_ATTRIBUTES: Final = (
@@ -64,7 +62,6 @@ REQUIRED_CLICK_ATTRIBUTES: Final = (
     BUTTON_VALUE,
     CONVERSATION_ID,
     CLICK_ID,
-    CLICK_TIMESTAMP,
 )
 
 # --- Baggage -------------------------------------------------------------

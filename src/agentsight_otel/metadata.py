@@ -1,0 +1,367 @@
+"""Lossless flattening of click metadata into OpenTelemetry attributes.
+
+Tracing backends can only search flat, primitive attributes, so metadata
+``{"product": {"price": 9.5}}`` is recorded as the attribute
+``agentsight.metadata.product.price = 9.5``. The translator must get the
+original object back exactly, so the encoding is lossless for every
+JSON-like value:
+
+* Dict keys are path segments joined by ``.``; the characters ``\\``, ``.``,
+  ``[`` and ``]`` inside a key are escaped with ``\\``, so keys containing dots
+  survive (``{"a.b": 1}`` -> ``a\\.b``).
+* A list whose items are all ``str``, all ``bool``, all ``int`` or all
+  ``float`` becomes one array attribute (``tags = ("a", "b")``), which is what
+  an OTel user expects to search. The empty list becomes an empty array. Any
+  other list is spelled item by item with ``[i]`` path segments.
+* ``None`` and ``{}`` have no attribute form, so their paths are listed in
+  two marker attributes (:data:`NULLS_KEY`, :data:`EMPTY_OBJECTS_KEY`).
+
+Validation happens in the same single walk, because ``track_button`` must
+refuse bad metadata before recording anything and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Tuple
+
+from agentsight_otel.errors import InvalidButtonError
+from agentsight_otel.semconv import (
+    METADATA_EMPTY_OBJECTS,
+    METADATA_JSON,
+    METADATA_NULLS,
+    METADATA_PREFIX,
+)
+
+NULLS_KEY = METADATA_NULLS
+EMPTY_OBJECTS_KEY = METADATA_EMPTY_OBJECTS
+JSON_KEY = METADATA_JSON
+
+#: Deepest nesting accepted. Real click metadata is two or three levels; a
+#: bound keeps the recursive walk (and every consumer's) far from Python's
+#: recursion limit and turns an accidental self-reference into a clear error.
+MAX_DEPTH = 16
+#: Most leaves (values plus None/{}/[] markers) accepted. Each is an attribute
+#: on the span event; past this, the click is a document, not a click.
+MAX_LEAVES = 1024
+#: Most characters of keys and string values together. Keeps one click well
+#: inside the receiver's request bounds and the OTLP exporter's batch sizes.
+MAX_CHARS = 65_536
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+_INF = math.inf
+
+_ESCAPES = str.maketrans({"\\": "\\\\", ".": "\\.", "[": "\\[", "]": "\\]"})
+_SPECIAL = frozenset("\\.[]")
+
+Attributes = Dict[str, Any]
+
+
+def escape_key(key: str) -> str:
+    """One dict key as a path segment."""
+    if _SPECIAL.isdisjoint(key):
+        return key
+    return key.translate(_ESCAPES)
+
+
+class _Walk:
+    """State of one flatten walk: output, budgets and the cycle guard."""
+
+    __slots__ = ("ancestors", "chars", "empty_objects", "leaves", "nulls", "out")
+
+    def __init__(self, out: Attributes) -> None:
+        self.out = out
+        self.nulls: List[str] = []
+        self.empty_objects: List[str] = []
+        self.leaves = 0
+        self.chars = 0
+        self.ancestors: set[int] = set()
+
+    def count(self, path: str, chars: int) -> None:
+        self.leaves += 1
+        self.chars += chars
+        if self.leaves > MAX_LEAVES:
+            raise InvalidButtonError(
+                "metadata", f"has more than {MAX_LEAVES} values (the documented bound)"
+            )
+        if self.chars > MAX_CHARS:
+            raise InvalidButtonError(
+                "metadata",
+                f"is larger than {MAX_CHARS} characters of keys and strings "
+                f"(the documented bound), reached at {_shown(path)}",
+            )
+
+
+def _shown(path: str) -> str:
+    return f"metadata.{path}" if path else "metadata"
+
+
+def _check_text(path: str, text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidButtonError(
+                _shown(path), "must be valid Unicode text (lone surrogates cannot be sent)"
+            ) from None
+
+
+def _homogeneous_primitive(items: List[Any]) -> bool:
+    """True when a list can be one OTel array attribute without losing types."""
+    first = type(items[0])
+    if first not in (str, bool, int, float):
+        return False
+    return all(type(item) is first for item in items)
+
+
+def _leaf(walk: _Walk, path: str, value: Any, depth: int) -> None:
+    kind = type(value)
+    if kind is str:
+        _check_text(path, value)
+        walk.count(path, len(path) + len(value))
+        walk.out[METADATA_PREFIX + path] = value
+    elif kind is bool:
+        walk.count(path, len(path))
+        walk.out[METADATA_PREFIX + path] = value
+    elif kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise InvalidButtonError(
+                _shown(path), "integers must fit in 64 bits (OTLP's integer type)"
+            )
+        walk.count(path, len(path))
+        walk.out[METADATA_PREFIX + path] = value
+    elif kind is float:
+        if not math.isfinite(value):
+            raise InvalidButtonError(_shown(path), "NaN and infinities are not valid JSON")
+        walk.count(path, len(path))
+        walk.out[METADATA_PREFIX + path] = value
+    elif value is None:
+        walk.count(path, len(path))
+        walk.nulls.append(path)
+    elif isinstance(value, Mapping):
+        _mapping(walk, path, value, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        _sequence(walk, path, value, depth + 1)
+    else:
+        raise InvalidButtonError(
+            _shown(path),
+            f"{type(value).__name__} is not JSON-representable "
+            "(use str, int, float, bool, None, lists and string-keyed objects)",
+        )
+
+
+def _enter(walk: _Walk, path: str, container: Any, depth: int) -> None:
+    if id(container) in walk.ancestors:
+        raise InvalidButtonError(_shown(path), "is cyclic (contains itself)")
+    if depth > MAX_DEPTH:
+        raise InvalidButtonError(
+            _shown(path), f"is nested deeper than {MAX_DEPTH} levels (the documented bound)"
+        )
+    walk.ancestors.add(id(container))
+
+
+def _mapping(walk: _Walk, path: str, value: Mapping[Any, Any], depth: int) -> None:
+    _enter(walk, path, value, depth)
+    root = depth == 1  # the root has no path segment; a key "" at the root does
+    if not value:
+        if not root:
+            walk.count(path, len(path))
+            walk.empty_objects.append(path)
+    else:
+        prefix = "" if root else path + "."
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidButtonError(
+                    _shown(path), f"keys must be strings, got {type(key).__name__} {key!r}"
+                )
+            _check_text(path, key)
+            _leaf(walk, prefix + escape_key(key), item, depth)
+    walk.ancestors.discard(id(value))
+
+
+def _sequence(walk: _Walk, path: str, value: Any, depth: int) -> None:
+    _enter(walk, path, value, depth)
+    items = list(value)
+    if not items:
+        walk.count(path, len(path))
+        walk.out[METADATA_PREFIX + path] = ()
+    elif _homogeneous_primitive(items):
+        for index, item in enumerate(items):
+            _leaf(walk, f"{path}[{index}]", item, depth)  # validates each item
+            del walk.out[METADATA_PREFIX + f"{path}[{index}]"]
+        walk.out[METADATA_PREFIX + path] = tuple(items)
+    else:
+        for index, item in enumerate(items):
+            _leaf(walk, f"{path}[{index}]", item, depth)
+    walk.ancestors.discard(id(value))
+
+
+_FLAT_MAX_KEYS = 64
+
+
+def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
+    """Fast path for the common case: one level of plain keys and scalars.
+
+    Returns False for anything else, and the general walk then starts over
+    (and produces the errors); whatever this wrote is overwritten by it.
+    Written for speed because it runs on the caller's thread for nearly every
+    click with metadata: one plain loop beats whole-collection tricks here.
+    """
+    if len(metadata) > _FLAT_MAX_KEYS:
+        return False
+    chars = 0
+    for key, value in metadata.items():
+        if (
+            type(key) is not str
+            or not key.isascii()
+            or "." in key
+            or "[" in key
+            or "]" in key
+            or "\\" in key
+        ):
+            return False
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                return False
+            chars += len(value)
+        elif kind is float:
+            if value != value or value == _INF or value == -_INF:
+                return False
+        elif kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return False
+        elif kind is not bool:
+            return False
+        chars += len(key)
+        out[METADATA_PREFIX + key] = value
+    return chars <= MAX_CHARS
+
+
+def flatten(metadata: Optional[Mapping[str, Any]], out: Optional[Attributes] = None) -> Attributes:
+    """Validate ``metadata`` and return it as flat OTel attributes.
+
+    Raises :class:`InvalidButtonError` naming the metadata path and the rule
+    for anything that cannot be carried losslessly. ``out`` lets the caller
+    collect the attributes into a dict it already holds.
+    """
+    result: Attributes = {} if out is None else out
+    if type(metadata) is dict and _flatten_flat(metadata, result):
+        return result
+    if metadata is None:
+        return result
+    if not isinstance(metadata, Mapping):
+        raise InvalidButtonError(
+            "metadata", f"must be a mapping (dict) or None, got {type(metadata).__name__}"
+        )
+    walk = _Walk(result)
+    _mapping(walk, "", metadata, 1)
+    if walk.nulls:
+        result[NULLS_KEY] = tuple(walk.nulls)
+    if walk.empty_objects:
+        result[EMPTY_OBJECTS_KEY] = tuple(walk.empty_objects)
+    return result
+
+
+# --- unflatten -------------------------------------------------------------
+
+_Segment = Tuple[bool, Any]  # (is_index, key or index)
+
+
+def parse_path(path: str) -> List[_Segment]:
+    """Split an escaped path back into dict keys and list indices."""
+    segments: List[_Segment] = []
+    key: List[str] = []
+    in_key = True  # a key segment is open (possibly empty)
+    i = 0
+    n = len(path)
+    while i < n:
+        char = path[i]
+        if char == "\\" and i + 1 < n:
+            key.append(path[i + 1])
+            i += 2
+            continue
+        if char == ".":
+            if in_key:
+                segments.append((False, "".join(key)))
+            key = []
+            in_key = True
+        elif char == "[":
+            if in_key:
+                segments.append((False, "".join(key)))
+            key = []
+            close = path.index("]", i)
+            segments.append((True, int(path[i + 1 : close])))
+            i = close + 1
+            in_key = False
+            continue
+        else:
+            key.append(char)
+        i += 1
+    if in_key:
+        segments.append((False, "".join(key)))
+    return segments
+
+
+def _place(root: Dict[str, Any], path: str, value: Any) -> None:
+    segments = parse_path(path)
+    node: Dict[Any, Any] = root
+    for position, (is_index, key) in enumerate(segments):
+        if is_index != isinstance(node, _IndexMap):
+            raise ValueError(f"metadata path {path!r} mixes list and object at one level")
+        if position == len(segments) - 1:
+            if key in node:
+                raise ValueError(f"metadata path {path!r} is given twice")
+            node[key] = value
+            return
+        child = node.get(key)
+        if child is None:
+            child = _IndexMap() if segments[position + 1][0] else {}
+            node[key] = child
+        elif not isinstance(child, dict):
+            raise ValueError(f"metadata path {path!r} goes through a value")
+        node = child
+
+
+class _IndexMap(dict):  # type: ignore[type-arg]
+    """A list under construction: index -> item, turned into a list at the end."""
+
+
+def _finish(value: Any) -> Any:
+    if isinstance(value, _IndexMap):
+        if sorted(value) != list(range(len(value))):
+            raise ValueError("metadata list indices are not 0..n-1")
+        return [_finish(value[i]) for i in range(len(value))]
+    if isinstance(value, dict):
+        return {key: _finish(item) for key, item in value.items()}
+    return value
+
+
+def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
+    """The original metadata object from a click's attributes.
+
+    Ignores every attribute that is not metadata, so it can be handed the
+    whole event attribute map. Raises ``ValueError`` for attributes that no
+    :func:`flatten` could have produced (they can arrive over OTLP).
+    """
+    compact = attributes.get(JSON_KEY)
+    if isinstance(compact, str):
+        loaded = json.loads(compact)
+        if not isinstance(loaded, dict):
+            raise ValueError("compact metadata is not a JSON object")
+        return loaded
+    root: Dict[str, Any] = {}
+    prefix_len = len(METADATA_PREFIX)
+    for key, value in attributes.items():
+        if key.startswith(METADATA_PREFIX):
+            if isinstance(value, (tuple, list)):
+                value = list(value)
+            _place(root, key[prefix_len:], value)
+    for path in attributes.get(NULLS_KEY) or ():
+        _place(root, path, None)
+    for path in attributes.get(EMPTY_OBJECTS_KEY) or ():
+        _place(root, path, {})
+    return _finish(root)  # type: ignore[no-any-return]

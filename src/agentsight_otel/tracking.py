@@ -1,0 +1,368 @@
+"""Recording clicks: ``track_button``, ``Tracker`` and ``conversation()``.
+
+A click becomes one span event (``agentsight.button_click``) on the span that
+is current when it happens, so it sits inside the agent's trace. Everything
+here runs on the caller's thread and does no I/O: delivery is the exporter's
+job, on its own thread.
+
+A click is business data, not a sample. When the current span cannot carry
+it (there is none, it was sampled out, or it is at the SDK's event limit)
+the click goes on a short ``agentsight.button`` span of its own, started by
+a copy of the provider's tracer whose sampler always records. That span is a
+child of the current span when there is one, so the click keeps the agent's
+trace id.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import time
+from contextvars import ContextVar, Token
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+from agentsight_otel import metadata as _metadata
+from agentsight_otel.errors import (
+    InvalidButtonError,
+    MissingConversationIdError,
+    TracingNotConfiguredError,
+)
+from agentsight_otel.semconv import (
+    BAGGAGE_CONVERSATION_ID,
+    BUTTON_CLICK_EVENT,
+    BUTTON_EVENT,
+    BUTTON_LABEL,
+    BUTTON_SPAN_NAME,
+    BUTTON_VALUE,
+    BUTTONS_CORRELATION_KEY,
+    CLICK_ID,
+    CONVERSATION_ID,
+    METADATA_JSON,
+    REQUIRED_CLICK_ATTRIBUTES,
+)
+from agentsight_otel.version import __version__
+
+_TRACER_SCOPE = "agentsight_otel"
+
+#: The conversation set by the innermost active ``conversation()`` block.
+#: A ContextVar, so threads and asyncio tasks each see their own.
+_active_conversation: ContextVar[Optional[str]] = ContextVar(
+    "agentsight_otel_conversation_id", default=None
+)
+
+
+_second_cache: List[Any] = [None, ""]  # [unix second, its "YYYY-MM-DDTHH:MM:SS" text]
+
+
+def iso_timestamp(unix_nanos: int) -> str:
+    """The ISO 8601 UTC text of an event timestamp, always with microseconds.
+
+    Shared with the translator: ``track_button``'s returned ``timestamp`` and
+    the one delivered to AgentSight are the same string by construction.
+    The date part is cached per second because formatting it is most of the
+    cost of a click on the caller's thread.
+    """
+    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
+    cached = _second_cache
+    if cached[0] != seconds:
+        text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        cached[1] = text  # written before the key, so a racing reader never pairs
+        cached[0] = seconds  # a new second with the previous second's text
+    else:
+        text = cached[1]
+    return f"{text}.{nanos // 1000:06d}+00:00"
+
+
+class _ClickIds:
+    """Unique click ids, cheaply: a random per-process prefix and a counter.
+
+    64 random bits name the process, 64 counter bits the click: 32 hex
+    characters, unique without a system call per click. ``os.urandom`` per
+    click was a tenth of ``track_button``'s whole cost. The prefix is renewed
+    in a forked child, so parent and child never share ids.
+    """
+
+    def __init__(self) -> None:
+        self.renew()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return self.prefix + "%016x" % next(self.counter)  # next() is atomic under the GIL
+
+
+new_click_id = _ClickIds()
+
+
+def _required(field: str, value: Any) -> str:
+    if type(value) is not str:
+        if value is None:
+            raise InvalidButtonError(field, "is required and may not be None")
+        raise InvalidButtonError(field, f"must be a string, got {type(value).__name__}")
+    if not value or value.isspace():
+        raise InvalidButtonError(field, "is required and may not be empty or whitespace-only")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidButtonError(
+                field, "must be valid Unicode text (lone surrogates cannot be sent)"
+            ) from None
+    return value
+
+
+def _conversation_argument(value: Any) -> str:
+    if type(value) is not str:
+        raise InvalidButtonError(
+            "conversation_id", f"must be a string when given, got {type(value).__name__}"
+        )
+    if not value or value.isspace():
+        raise InvalidButtonError("conversation_id", "may not be empty or whitespace-only")
+    return _required("conversation_id", value)
+
+
+def current_conversation_id() -> Optional[str]:
+    """The conversation in effect here: ``conversation()`` first, then baggage."""
+    active = _active_conversation.get()
+    if active is not None:
+        return active
+    carried = baggage.get_baggage(BAGGAGE_CONVERSATION_ID)
+    if isinstance(carried, str) and carried and not carried.isspace():
+        return carried
+    return None
+
+
+class conversation:  # lower case: it reads like a function, ``with conversation(id):``
+    """Set the conversation for every click inside the block.
+
+    Works with ``with`` and ``async with``; blocks nest (the innermost
+    wins). The id also goes into W3C baggage as ``agentsight.conversation_id``
+    so the standard propagators carry it to other services.
+    """
+
+    __slots__ = ("_tokens", "conversation_id")
+
+    def __init__(self, conversation_id: str) -> None:
+        self.conversation_id = _conversation_argument(conversation_id)
+        self._tokens: List[Tuple[Token[Optional[str]], object]] = []
+
+    def __enter__(self) -> str:
+        var_token = _active_conversation.set(self.conversation_id)
+        ctx_token = otel_context.attach(
+            baggage.set_baggage(BAGGAGE_CONVERSATION_ID, self.conversation_id)
+        )
+        self._tokens.append((var_token, ctx_token))
+        return self.conversation_id
+
+    def __exit__(self, *exc_info: object) -> None:
+        var_token, ctx_token = self._tokens.pop()
+        otel_context.detach(ctx_token)  # type: ignore[arg-type]
+        _active_conversation.reset(var_token)
+
+    async def __aenter__(self) -> str:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+
+    def __repr__(self) -> str:
+        return f"conversation({self.conversation_id!r})"
+
+
+def _check_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> Dict[str, Any]:
+    """The attributes as they will fit the SDK's limits, or a clear refusal.
+
+    The SDK silently evicts attributes past the count limit and truncates
+    strings past the length limit. A click must not be cut silently, so:
+    too many flattened metadata attributes -> the compact one-attribute JSON
+    form; a string too long, or a limit too small for even the required
+    attributes -> ``InvalidButtonError`` naming the limit and the key.
+    """
+    if limits is None:
+        return attributes
+    max_count = limits.max_event_attributes
+    if max_count is not None and len(attributes) > max_count:
+        required = {key: attributes[key] for key in REQUIRED_CLICK_ATTRIBUTES}
+        if len(required) + 1 > max_count and len(attributes) > len(required):
+            raise InvalidButtonError(
+                "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+                f"is {max_count}; a click with metadata needs at least {len(required) + 1} "
+                "event attributes",
+            )
+        if len(required) > max_count:
+            raise InvalidButtonError(
+                "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+                f"is {max_count}; a click needs {len(required)} event attributes "
+                f"({', '.join(REQUIRED_CLICK_ATTRIBUTES)})",
+            )
+        required[METADATA_JSON] = json.dumps(
+            _metadata.unflatten(attributes), ensure_ascii=False, separators=(",", ":")
+        )
+        attributes = required
+    max_length = limits.max_attribute_length
+    if max_length is not None:
+        for key, value in attributes.items():
+            values = value if isinstance(value, tuple) else (value,)
+            for item in values:
+                if isinstance(item, str) and len(item) > max_length:
+                    raise InvalidButtonError(
+                        key,
+                        f"is {len(item)} characters, over OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="
+                        f"{max_length}; the SDK would truncate it",
+                    )
+    return attributes
+
+
+def _room_for_event(span: Any) -> bool:
+    """Whether a recording SDK span can take one more event without evicting."""
+    limits = getattr(span, "_limits", None)
+    events = getattr(span, "_events", None)
+    if limits is None or events is None or limits.max_events is None:
+        return True
+    return bool(len(events) < limits.max_events)
+
+
+class Tracker:
+    """Records clicks; the object the reference page calls ``tracker``.
+
+    ``conversation_id`` is used for every click that does not pass its own.
+    ``tracer_provider`` is the SDK provider for clicks that need their own
+    span (default: the global one).
+    """
+
+    __slots__ = ("_always_on", "_conversation_id", "_tracer_provider")
+
+    def __init__(
+        self,
+        conversation_id: Optional[str] = None,
+        tracer_provider: Optional[trace.TracerProvider] = None,
+    ) -> None:
+        self._conversation_id = (
+            None if conversation_id is None else _conversation_argument(conversation_id)
+        )
+        self._tracer_provider = tracer_provider
+        self._always_on: Optional[Tuple[object, SdkTracer]] = None
+
+    @property
+    def conversation_id(self) -> Optional[str]:
+        return self._conversation_id
+
+    def __repr__(self) -> str:
+        return f"Tracker(conversation_id={self._conversation_id!r})"
+
+    def _always_on_tracer(self) -> SdkTracer:
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        cached = self._always_on
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        tracer = provider.get_tracer(_TRACER_SCOPE, __version__)
+        if not isinstance(tracer, SdkTracer):
+            raise TracingNotConfiguredError()
+        # A copy shares the provider's processors, resource and limits; only
+        # its sampler differs, so the click span is exported like any other.
+        always_on = copy.copy(tracer)
+        always_on.sampler = ALWAYS_ON
+        self._always_on = (provider, always_on)
+        return always_on
+
+    def track_button(
+        self,
+        button_event: str,
+        label: str,
+        value: str,
+        conversation_id: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Record one click; returns what was recorded (see the README)."""
+        # Hot path: plain checks inline, the careful ones only on failure.
+        if not (type(button_event) is str and button_event and not button_event.isspace()
+                and button_event.isascii()):
+            _required("button_event", button_event)
+        if not (type(label) is str and label and not label.isspace() and label.isascii()):
+            _required("label", label)
+        if not (type(value) is str and value and not value.isspace() and value.isascii()):
+            _required("value", value)
+        if conversation_id is not None:
+            resolved = _conversation_argument(conversation_id)
+        else:
+            found = self._conversation_id or current_conversation_id()
+            if found is None:
+                raise MissingConversationIdError()
+            resolved = found
+        click_id = new_click_id()
+        attributes: Dict[str, Any] = {
+            BUTTON_EVENT: button_event,
+            BUTTON_LABEL: label,
+            BUTTON_VALUE: value,
+            CONVERSATION_ID: resolved,
+            CLICK_ID: click_id,
+        }
+        if metadata is not None:
+            if type(metadata) is not dict and not isinstance(metadata, Mapping):
+                raise InvalidButtonError(
+                    "metadata", f"must be a mapping (dict) or None, got {type(metadata).__name__}"
+                )
+            if BUTTONS_CORRELATION_KEY in metadata:
+                raise InvalidButtonError(
+                    f"metadata.{BUTTONS_CORRELATION_KEY}",
+                    "is reserved for trace correlation; use another key",
+                )
+            _metadata.flatten(metadata, attributes)
+
+        now = time.time_ns()
+        span = trace.get_current_span()
+        if span.is_recording() and _room_for_event(span):
+            attributes = _check_limits(attributes, getattr(span, "_limits", None))
+            span.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
+            carrier = span
+        else:
+            tracer = self._always_on_tracer()
+            attributes = _check_limits(attributes, getattr(tracer, "_span_limits", None))
+            carrier = tracer.start_span(BUTTON_SPAN_NAME, start_time=now)
+            carrier.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
+            carrier.end(end_time=now)
+
+        context = carrier.get_span_context()
+        return {
+            "button_event": button_event,
+            "label": label,
+            "value": value,
+            "conversation_id": resolved,
+            "metadata": metadata,
+            "timestamp": iso_timestamp(now),
+            "click_id": click_id,
+            "trace_id": "%032x" % context.trace_id,
+            "span_id": "%016x" % context.span_id,
+        }
+
+
+_default_tracker = Tracker()
+
+
+def track_button(
+    button_event: str,
+    label: str,
+    value: str,
+    conversation_id: Optional[str] = None,
+    metadata: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Record one button click as a span event; see :meth:`Tracker.track_button`.
+
+    Raises :class:`InvalidButtonError` for bad input and
+    :class:`MissingConversationIdError` when no conversation id can be found;
+    in both cases nothing is recorded.
+    """
+    return _default_tracker.track_button(button_event, label, value, conversation_id, metadata)

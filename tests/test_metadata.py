@@ -1,0 +1,124 @@
+"""metadata.flatten / unflatten: lossless for every JSON-like object."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agentsight_otel.errors import InvalidButtonError
+from agentsight_otel.metadata import MAX_DEPTH, flatten, unflatten
+from agentsight_otel.semconv import METADATA_PREFIX
+
+# Keys deliberately include the characters the path syntax uses.
+keys = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(["", ".", "a.b", "[0]", "\\", "x]", "..", "ключ", "🔑.🔑", "a\\.b"]),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+json_like = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(keys, children, max_size=5),
+    ),
+    max_leaves=40,
+)
+metadata_objects = st.dictionaries(keys, json_like, max_size=6)
+
+
+@settings(max_examples=600, deadline=None)
+@given(metadata_objects)
+def test_round_trip_is_lossless(metadata: dict[str, Any]) -> None:
+    flat = flatten(metadata)
+    assert unflatten(flat) == metadata
+    # Types survive too (1 vs 1.0 vs True), which == alone does not show.
+    assert json.dumps(unflatten(flat), sort_keys=True) == json.dumps(metadata, sort_keys=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(metadata_objects)
+def test_every_attribute_is_a_valid_otel_value(metadata: dict[str, Any]) -> None:
+    from opentelemetry.attributes import BoundedAttributes
+
+    flat = flatten(metadata)
+    # BoundedAttributes drops invalid values; none may be dropped.
+    assert dict(BoundedAttributes(attributes=flat)) == flat
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {},
+        {"product_name": "Wireless Headphones", "price": 99.99, "category": "electronics"},
+        {"a.b": {"c.d": 1}},
+        {"mixed": [1, "two", 3.0, True, None, {"k": []}, [[]]]},
+        {"objs": [{"id": 1}, {"id": 2, "tags": ["x"]}]},
+        {"empty_obj": {}, "empty_list": [], "none": None},
+        {"": {"": [{"": None}]}},
+        {"unicode": "日本語 ✓", "ключ": "значение"},
+        {"ints": [1, 2], "floats": [1.0, 2.5], "bools": [True, False], "strs": ["a"]},
+    ],
+)
+def test_round_trip_examples(metadata: dict[str, Any]) -> None:
+    assert unflatten(flatten(metadata)) == metadata
+
+
+def test_flattened_names_are_searchable() -> None:
+    flat = flatten({"product": {"price": 9.5, "tags": ["a", "b"]}, "a.b": 1})
+    assert flat[METADATA_PREFIX + "product.price"] == 9.5
+    assert flat[METADATA_PREFIX + "product.tags"] == ("a", "b")
+    assert flat[METADATA_PREFIX + "a\\.b"] == 1
+
+
+def test_unflatten_ignores_other_attributes() -> None:
+    flat = flatten({"k": "v"})
+    flat["agentsight.button_event"] = "e"
+    assert unflatten(flat) == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {METADATA_PREFIX + "a": 1, METADATA_PREFIX + "a.b": 2},
+        {METADATA_PREFIX + "a[1]": 1},
+        {METADATA_PREFIX + "a[x]": 1},
+        {METADATA_PREFIX + "a[0]": 1, METADATA_PREFIX + "a.b": 1},
+        {"agentsight.metadata_json": "[1, 2]"},
+    ],
+)
+def test_unflatten_rejects_what_flatten_cannot_produce(attributes: dict[str, Any]) -> None:
+    # Such attributes can arrive over OTLP from anyone; they must fail cleanly.
+    with pytest.raises(ValueError):
+        unflatten(attributes)
+
+
+def test_depth_bound_is_enforced_and_named() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(MAX_DEPTH + 1):
+        node["k"] = {}
+        node = node["k"]
+    with pytest.raises(InvalidButtonError, match="nested deeper than"):
+        flatten(deep)
+
+
+def test_cycle_is_refused() -> None:
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(InvalidButtonError, match="cyclic"):
+        flatten(cyclic)
+
+
+def test_shared_but_acyclic_values_are_fine() -> None:
+    shared = {"x": 1}
+    assert unflatten(flatten({"a": shared, "b": shared})) == {"a": {"x": 1}, "b": {"x": 1}}
