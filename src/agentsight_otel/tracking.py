@@ -288,8 +288,12 @@ class Tracker:
     ) -> Dict[str, Any]:
         """Record one click; returns what was recorded (see the README)."""
         # Hot path: plain checks inline, the careful ones only on failure.
-        if not (type(button_event) is str and button_event and not button_event.isspace()
-                and button_event.isascii()):
+        if not (
+            type(button_event) is str
+            and button_event
+            and not button_event.isspace()
+            and button_event.isascii()
+        ):
             _required("button_event", button_event)
         if not (type(label) is str and label and not label.isspace() and label.isascii()):
             _required("label", label)
