@@ -1,0 +1,258 @@
+"""Fixtures for tests that run a real OpenTelemetry Collector.
+
+The binary comes from ``$AGENTSIGHT_OTEL_COLLECTOR`` when that is set, otherwise
+from ``tests/collector/build.sh``, which builds it once per machine into a cache
+outside the repository (a cold build takes about two minutes and needs the Go
+toolchain and the Go module proxy; later runs reuse the binary).
+
+``start_collector`` runs the Collector with a given config and environment on
+free loopback ports, waits until its OTLP/HTTP port answers, and stops it when
+the test ends, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+BUILD_SCRIPT = HERE / "build.sh"
+#: The configuration shipped at the repository root.
+SHIPPED_CONFIG = REPO_ROOT / "collector-config.yaml"
+
+#: Environment variable naming a prebuilt Collector binary (skips the build).
+COLLECTOR_ENV = "AGENTSIGHT_OTEL_COLLECTOR"
+
+#: Every variable collector-config.yaml reads. Tests remove them from the
+#: inherited environment so a developer's own settings cannot leak in.
+CONFIG_ENV_VARS = (
+    "AGENTSIGHT_COLLECTOR_GRPC_ENDPOINT",
+    "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT",
+    "AGENTSIGHT_COLLECTOR_METRICS_HOST",
+    "AGENTSIGHT_COLLECTOR_METRICS_PORT",
+    "TRACING_BACKEND_ENDPOINT",
+    "TRACING_BACKEND_INSECURE",
+    "AGENTSIGHT_BRIDGE_ENDPOINT",
+    "AGENTSIGHT_API_KEY",
+)
+
+BUILD_TIMEOUT_S = 1200.0
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The current environment without the config's variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG_ENV_VARS}
+    env.update(extra or {})
+    return env
+
+
+def wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def otelcol_binary() -> Path:
+    """Absolute path of the Collector binary (prebuilt, or built once)."""
+    prebuilt = os.environ.get(COLLECTOR_ENV)
+    if prebuilt:
+        path = Path(prebuilt).expanduser().resolve()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            pytest.fail(f"${COLLECTOR_ENV}={prebuilt!r} is not an executable file")
+        return path
+    if shutil.which("go") is None:
+        pytest.fail(
+            f"the Go toolchain is needed to build the Collector ({BUILD_SCRIPT}); "
+            f"install Go >= 1.26 or point ${COLLECTOR_ENV} at an otelcol binary"
+        )
+    # stdout is the path; progress goes to our stderr, which pytest captures
+    # and shows if the build fails (or live with -s).
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{BUILD_SCRIPT} failed with exit code {result.returncode}; see its stderr")
+    path = Path(result.stdout.strip())
+    if not (path.is_absolute() and path.is_file()):
+        pytest.fail(f"{BUILD_SCRIPT} printed {result.stdout!r}, not a binary path")
+    return path
+
+
+@dataclass
+class RunningCollector:
+    """A Collector process started by ``start_collector``."""
+
+    process: subprocess.Popen[bytes]
+    grpc_port: int
+    http_port: int
+    metrics_port: int
+    log_path: Path
+    env: dict[str, str] = field(repr=False)
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """Where an OTLP/gRPC exporter should send (``host:port``)."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_traces_url(self) -> str:
+        """Where an OTLP/HTTP trace exporter should send."""
+        return f"http://127.0.0.1:{self.http_port}/v1/traces"
+
+    def log(self) -> str:
+        """Everything the Collector has logged so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> Optional[int]:
+        """SIGTERM, then SIGKILL if it does not exit in time; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+        return self.process.returncode
+
+
+def _http_port_answers(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+    try:
+        conn.request("GET", "/v1/traces")
+        conn.getresponse().read()  # any status (405 here) means it is serving
+        return True
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+StartCollector = Callable[..., RunningCollector]
+RunOtelcol = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def shipped_config() -> Path:
+    """collector-config.yaml at the repository root."""
+    return SHIPPED_CONFIG
+
+
+@pytest.fixture
+def run_otelcol(otelcol_binary: Path) -> RunOtelcol:
+    """Factory: ``run_otelcol("validate", "--config", path, env={...})``.
+
+    Runs a one-shot Collector command (validate, print-config, components)
+    with the config's variables removed from the environment, then ``env``
+    added, and returns the completed process (text output, not checked).
+    """
+
+    def run(
+        *args: str, env: Optional[Mapping[str, str]] = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(otelcol_binary), *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=clean_env(env),
+            timeout=60,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def start_collector(otelcol_binary: Path, tmp_path: Path) -> Iterator[StartCollector]:
+    """Factory: ``start_collector(config=..., env={...}, args=[...])``.
+
+    The Collector gets free loopback ports for its OTLP gRPC/HTTP receiver
+    and its metrics (through the AGENTSIGHT_COLLECTOR_* variables of the
+    shipped config; a custom config should read the same variables). It is
+    ready when this returns, and stopped at teardown even if the test failed.
+    """
+    started: list[RunningCollector] = []
+
+    def start(
+        config: Path = SHIPPED_CONFIG,
+        env: Optional[Mapping[str, str]] = None,
+        args: tuple[str, ...] = (),
+    ) -> RunningCollector:
+        grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+        full_env = clean_env(
+            {
+                "AGENTSIGHT_COLLECTOR_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
+                "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
+                "AGENTSIGHT_COLLECTOR_METRICS_HOST": "127.0.0.1",
+                "AGENTSIGHT_COLLECTOR_METRICS_PORT": str(metrics_port),
+                **(env or {}),
+            }
+        )
+        log_path = tmp_path / f"otelcol-{len(started)}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [str(otelcol_binary), "--config", str(config), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=str(tmp_path),
+            )
+        collector = RunningCollector(
+            process, grpc_port, http_port, metrics_port, log_path, full_env
+        )
+        started.append(collector)
+
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not _http_port_answers(http_port):
+            if process.poll() is not None:
+                pytest.fail(
+                    f"the Collector exited with {process.returncode} during startup:\n"
+                    f"{collector.log()[-6000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"the Collector did not open 127.0.0.1:{http_port} within "
+                    f"{READY_TIMEOUT_S:.0f}s:\n{collector.log()[-6000:]}"
+                )
+            time.sleep(0.05)
+        return collector
+
+    try:
+        yield start
+    finally:
+        for collector in reversed(started):
+            collector.stop()
