@@ -16,6 +16,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from scripted_server import ScriptedServer
+
 _GLOBAL_EXPORTER = InMemorySpanExporter()
 
 
@@ -39,3 +41,13 @@ def spans() -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def tracer(spans: InMemorySpanExporter) -> trace.Tracer:
     return trace.get_tracer("agentsight_otel.tests")
+
+
+@pytest.fixture
+def agentsight_server() -> Iterator[ScriptedServer]:
+    """A scripted AgentSight-like HTTP server on loopback (see scripted_server.py)."""
+    from scripted_server import ScriptedServer
+
+    server = ScriptedServer()
+    yield server
+    server.close()

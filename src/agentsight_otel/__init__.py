@@ -14,16 +14,21 @@ from agentsight_otel.errors import (
     MissingConversationIdError,
     TracingNotConfiguredError,
 )
+from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.tracking import Tracker, conversation, track_button
 from agentsight_otel.version import __version__
+from agentsight_otel.wiring import ClickSpanProcessor, configure
 
 __all__ = [
     "AgentSightError",
+    "AgentSightSpanExporter",
+    "ClickSpanProcessor",
     "InvalidButtonError",
     "MissingConversationIdError",
     "TracingNotConfiguredError",
     "Tracker",
     "__version__",
+    "configure",
     "conversation",
     "track_button",
 ]

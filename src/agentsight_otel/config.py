@@ -1,0 +1,218 @@
+"""Exporter settings: resolved once from arguments and the environment.
+
+Kept apart from the exporter so the rules (precedence, bounds, the plain-HTTP
+refusal) are in one place and testable without a network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+from agentsight_otel import environment_variables as env
+from agentsight_otel.errors import AgentSightError
+
+DEFAULT_ENDPOINT = "https://api.agentsight.io"
+INGEST_PATH = "/api/ingest/"
+BUTTONS_PATH = "/api/buttons/"
+ME_PATH = "/api/me/"
+APIS = ("ingest", "buttons")
+DROP_POLICIES = ("newest", "oldest")
+
+
+class ConfigurationError(AgentSightError):
+    """The exporter's settings cannot work; the message says which and why."""
+
+
+class Secret:
+    """A credential that never shows itself in a repr, a log or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:  # pickling would be a way to print it
+        raise TypeError("Secret cannot be pickled")
+
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    api_key: Optional[Secret] = field(repr=False)
+    endpoint: str
+    environment: Optional[str]
+    api: str
+    spool_path: Optional[str]
+    spool_max_clicks: int
+    drop_policy: str
+    timeout: float
+    retry_deadline: float
+    max_queue_size: int
+    max_batch_size: int
+    insecure: bool
+
+    def url(self, path: str) -> str:
+        """Join base and path keeping exactly one slash and the trailing one."""
+        return self.endpoint.rstrip("/") + path
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _pick(argument: Any, environ: Mapping[str, str], *names: str) -> Any:
+    if argument is not None:
+        return argument
+    for name in names:
+        value = environ.get(name)
+        if value is not None and value.strip() != "":
+            return value.strip()
+    return None
+
+
+def _number(name: str, raw: Any, default: float, minimum: float, kind: type = float) -> Any:
+    if raw is None:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _flag(name: str, raw: Any) -> bool:
+    if raw is None:
+        return False
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def resolve_settings(
+    *,
+    api_key: Optional[str] = None,
+    endpoint: Optional[str] = None,
+    environment: Optional[str] = None,
+    api: Optional[str] = None,
+    spool_path: Optional[str] = None,
+    spool_max_clicks: Optional[int] = None,
+    drop_policy: Optional[str] = None,
+    timeout: Optional[float] = None,
+    retry_deadline: Optional[float] = None,
+    max_queue_size: Optional[int] = None,
+    max_batch_size: Optional[int] = None,
+    insecure: Optional[bool] = None,
+    environ: Optional[Mapping[str, str]] = None,
+) -> ExporterSettings:
+    """Settings from arguments, then OTEL_EXPORTER_AGENTSIGHT_*, then AGENTSIGHT_*.
+
+    Raises ConfigurationError with a message that names the setting; the
+    message never contains the key.
+    """
+    source = os.environ if environ is None else environ
+    key = _pick(api_key, source, env.OTEL_EXPORTER_AGENTSIGHT_API_KEY, env.AGENTSIGHT_API_KEY)
+    base = _pick(
+        endpoint, source, env.OTEL_EXPORTER_AGENTSIGHT_ENDPOINT, env.AGENTSIGHT_API_ENDPOINT
+    )
+    base = str(base or DEFAULT_ENDPOINT)
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"endpoint must be an http(s) URL such as {DEFAULT_ENDPOINT}, got {base!r}"
+        )
+    allow_plain = _flag(
+        env.OTEL_EXPORTER_AGENTSIGHT_INSECURE,
+        _pick(insecure, source, env.OTEL_EXPORTER_AGENTSIGHT_INSECURE),
+    )
+    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_plain:
+        raise ConfigurationError(
+            f"refusing to send the API key over plain http:// to {parts.hostname}: use https://, "
+            f"or opt in with insecure=True ({env.OTEL_EXPORTER_AGENTSIGHT_INSECURE}=true)"
+        )
+    if key is None and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"no API key: set {env.AGENTSIGHT_API_KEY} or pass api_key= "
+            "(only a loopback endpoint, such as the local receiver, may go without one)"
+        )
+    wire = str(_pick(api, source, env.OTEL_EXPORTER_AGENTSIGHT_API) or "ingest").lower()
+    if wire not in APIS:
+        raise ConfigurationError(f"api must be one of {APIS}, got {wire!r}")
+    policy = str(
+        _pick(drop_policy, source, env.OTEL_EXPORTER_AGENTSIGHT_DROP_POLICY) or "newest"
+    ).lower()
+    if policy not in DROP_POLICIES:
+        raise ConfigurationError(f"drop_policy must be one of {DROP_POLICIES}, got {policy!r}")
+    spool = _pick(spool_path, source, env.OTEL_EXPORTER_AGENTSIGHT_SPOOL_PATH)
+    return ExporterSettings(
+        api_key=None if key is None else Secret(str(key)),
+        endpoint=base,
+        environment=_pick(
+            environment,
+            source,
+            env.OTEL_EXPORTER_AGENTSIGHT_ENVIRONMENT,
+            env.AGENTSIGHT_ENVIRONMENT,
+        ),
+        api=wire,
+        spool_path=None if spool is None else str(spool),
+        spool_max_clicks=_number(
+            "spool_max_clicks",
+            _pick(spool_max_clicks, source, env.OTEL_EXPORTER_AGENTSIGHT_SPOOL_MAX_CLICKS),
+            1_000_000,
+            1,
+            int,
+        ),
+        drop_policy=policy,
+        timeout=_number(
+            "timeout", _pick(timeout, source, env.OTEL_EXPORTER_AGENTSIGHT_TIMEOUT), 10.0, 0.001
+        ),
+        retry_deadline=_number(
+            "retry_deadline",
+            _pick(retry_deadline, source, env.OTEL_EXPORTER_AGENTSIGHT_RETRY_DEADLINE),
+            60.0,
+            0.0,
+        ),
+        max_queue_size=_number(
+            "max_queue_size",
+            _pick(max_queue_size, source, env.OTEL_EXPORTER_AGENTSIGHT_MAX_QUEUE_SIZE),
+            262_144,
+            1,
+            int,
+        ),
+        max_batch_size=_number(
+            "max_batch_size",
+            _pick(max_batch_size, source, env.OTEL_EXPORTER_AGENTSIGHT_MAX_BATCH_SIZE),
+            1000,
+            1,
+            int,
+        ),
+        insecure=allow_plain,
+    )

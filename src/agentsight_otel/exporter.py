@@ -1,0 +1,576 @@
+"""``AgentSightSpanExporter``: finds clicks in finished spans and delivers them.
+
+Design, in one paragraph: ``export()`` (from any span processor) and
+``ClickSpanProcessor.on_end`` only *offer* spans that carry click events to
+the exporter's own bounded queue, and return at once. One background worker
+translates them (translate.py), and either delivers them (memory only:
+retried until ``retry_deadline``, then dropped and counted) or first writes
+them to the SQLite spool and delivers from there (nothing is dropped until
+the spool is full; the spool outlives outages and crashes). ``export()``
+never raises; ``force_flush`` and ``shutdown`` are bounded by their timeouts
+even when AgentSight is unreachable; after ``shutdown`` every export fails
+at once. The worker, the HTTP session and the spool connection are rebuilt
+in a forked child, which starts with an empty queue: the parent's queued
+clicks stay the parent's, so they are sent once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from agentsight_otel.config import (
+    BUTTONS_PATH,
+    INGEST_PATH,
+    ConfigurationError,
+    ExporterSettings,
+    resolve_settings,
+)
+from agentsight_otel.ratelimit import RateLimitedLogger
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.spool import Spool
+from agentsight_otel.translate import (
+    ClickRecord,
+    buttons_body,
+    encode,
+    ingest_payload,
+    records_from_spans,
+)
+from agentsight_otel.transport import Outcome, Result, Transport
+
+logger = logging.getLogger("agentsight_otel")
+
+#: How long ``shutdown()`` may take by default, delivery included. The SDK
+#: calls it from ``atexit``; a hung exit is the complaint this bounds.
+DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5_000
+#: Spool retry pause after a failed delivery: doubling from 1 s to 60 s.
+_SPOOL_BACKOFF_MIN = 1.0
+_SPOOL_BACKOFF_MAX = 60.0
+#: Auth failures keep spooled clicks (a fixed key delivers them) but pause.
+_AUTH_STATUSES = frozenset({401, 403})
+
+_Item = Tuple[Any, int]  # (a ReadableSpan or a list of ClickRecords, its click count)
+
+
+def count_clicks(span: Any) -> int:
+    """Click events in a finished span; 0 costs one attribute read."""
+    events = span.events
+    if not events:
+        return 0
+    return sum(1 for event in events if event.name == BUTTON_CLICK_EVENT)
+
+
+class AgentSightSpanExporter(SpanExporter):
+    """An OpenTelemetry ``SpanExporter`` that delivers clicks to AgentSight.
+
+    Every argument falls back to the environment (see
+    ``agentsight_otel.environment_variables``), so the SDK can build it with
+    no arguments from ``OTEL_TRACES_EXPORTER=agentsight``. Misconfiguration
+    never raises: it is logged once and the exporter refuses every export.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        endpoint: Optional[str] = None,
+        environment: Optional[str] = None,
+        api: Optional[str] = None,
+        spool_path: Optional[str] = None,
+        *,
+        timeout: Optional[float] = None,
+        retry_deadline: Optional[float] = None,
+        max_queue_size: Optional[int] = None,
+        max_batch_size: Optional[int] = None,
+        spool_max_clicks: Optional[int] = None,
+        drop_policy: Optional[str] = None,
+        insecure: Optional[bool] = None,
+        shutdown_timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
+    ) -> None:
+        self._warn = RateLimitedLogger(logger)
+        self._shutdown_timeout = shutdown_timeout_millis / 1000.0
+        self.disabled_reason: Optional[str] = None
+        self._settings: Optional[ExporterSettings]
+        try:
+            self._settings = resolve_settings(
+                api_key=api_key,
+                endpoint=endpoint,
+                environment=environment,
+                api=api,
+                spool_path=spool_path,
+                spool_max_clicks=spool_max_clicks,
+                drop_policy=drop_policy,
+                timeout=timeout,
+                retry_deadline=retry_deadline,
+                max_queue_size=max_queue_size,
+                max_batch_size=max_batch_size,
+                insecure=insecure,
+            )
+        except ConfigurationError as exc:
+            self._settings = None
+            self.disabled_reason = str(exc)
+            logger.error("AgentSight exporter disabled: %s", exc)
+        self._spool: Optional[Spool] = None
+        if self._settings is not None and self._settings.spool_path:
+            try:
+                self._spool = Spool(
+                    self._settings.spool_path,
+                    self._settings.spool_max_clicks,
+                    self._settings.drop_policy,
+                )
+            except Exception as exc:  # an unusable spool path is a configuration error
+                self.disabled_reason = f"cannot open spool {self._settings.spool_path!r}: {exc}"
+                logger.error("AgentSight exporter disabled: %s", self.disabled_reason)
+                self._settings = None
+        self._counters: Dict[str, int] = dict.fromkeys(
+            (
+                "submitted",
+                "delivered",
+                "rejected",
+                "dropped_queue_full",
+                "dropped_after_retries",
+                "dropped_at_shutdown",
+                "spool_dropped",
+                "invalid",
+            ),
+            0,
+        )
+        self._closed = False
+        self._init_runtime()
+        _after_fork_registry.add(self)
+
+    # -- runtime state (rebuilt after fork) ----------------------------------
+
+    def _init_runtime(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: Deque[_Item] = deque()
+        self._pending_clicks = 0
+        self._worker: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._closing = False
+        self._close_deadline = float("inf")
+        #: Flush bookkeeping: a flush waits until the worker has finished a
+        #: pass that started after the flush was asked for.
+        self._flush_asked = 0
+        self._flush_done = 0
+        self._flush_ok = True
+        self._spool_backoff = 0.0
+        self._spool_not_before = 0.0
+        self._transport = (
+            Transport(self._settings, self._stop) if self._settings is not None else None
+        )
+
+    def _after_fork_in_child(self) -> None:
+        parent_transport = self._transport
+        self._init_runtime()
+        if parent_transport is not None:
+            parent_transport.reset_after_fork()
+            self._transport = parent_transport
+
+    def __repr__(self) -> str:
+        if self._settings is None:
+            return f"AgentSightSpanExporter(disabled={self.disabled_reason!r})"
+        s = self._settings
+        return (
+            f"AgentSightSpanExporter(endpoint={s.endpoint!r}, api={s.api!r}, "
+            f"environment={s.environment!r}, spool_path={s.spool_path!r})"
+        )
+
+    # -- SpanExporter -----------------------------------------------------------
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Queue the clicks in ``spans`` for delivery; never raises, never blocks."""
+        try:
+            accepted = True
+            for span in spans:
+                clicks = count_clicks(span)
+                if clicks and not self.offer(span, clicks):
+                    accepted = False
+            return SpanExportResult.SUCCESS if accepted else SpanExportResult.FAILURE
+        except Exception as exc:  # the SDK must never see our exceptions
+            self._warn.error("export-error", "AgentSight export failed: %r", exc)
+            return SpanExportResult.FAILURE
+
+    def offer(self, item: Any, clicks: int) -> bool:
+        """Queue a finished span (or a list of ClickRecords) carrying ``clicks`` clicks.
+
+        Cheap and non-blocking: this is what ``ClickSpanProcessor.on_end``
+        calls on the application's thread. False when refused (shut down,
+        disabled, or queue full under the ``newest`` drop policy).
+        """
+        settings = self._settings
+        if settings is None or self._closed:
+            return False
+        with self._cond:
+            if self._closing:
+                return False
+            self._counters["submitted"] += clicks
+            if self._pending_clicks + clicks > settings.max_queue_size:
+                if settings.drop_policy == "oldest" and clicks <= settings.max_queue_size:
+                    while self._pending_clicks + clicks > settings.max_queue_size:
+                        _, evicted = self._pending.popleft()
+                        self._pending_clicks -= evicted
+                        self._counters["dropped_queue_full"] += evicted
+                else:
+                    self._counters["dropped_queue_full"] += clicks
+                    self._warn.warning(
+                        "queue-full",
+                        "AgentSight exporter queue is full (%d clicks); dropped %d new click(s). "
+                        "Delivery is not keeping up: check the endpoint, or raise "
+                        "max_queue_size / use a spool.",
+                        settings.max_queue_size,
+                        clicks,
+                    )
+                    return False
+            self._pending.append((item, clicks))
+            self._pending_clicks += clicks
+            if self._worker is None:
+                self._start_worker()
+            self._cond.notify()
+        return True
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Deliver everything queued so far; True if it all arrived in time."""
+        if self._settings is None or self._closed:
+            return self._settings is not None
+        deadline = time.monotonic() + timeout_millis / 1000.0
+        with self._cond:
+            if self._worker is None:
+                if not self._pending and (self._spool is None or self._spool.size() == 0):
+                    return True
+                self._start_worker()
+            self._flush_asked += 1
+            ticket = self._flush_asked
+            self._cond.notify_all()
+            while self._flush_done < ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self._flush_ok
+
+    def shutdown(self, timeout_millis: Optional[float] = None) -> None:
+        """Flush what is queued within the timeout, then stop. Idempotent."""
+        if self._closed:
+            return
+        timeout = self._shutdown_timeout if timeout_millis is None else timeout_millis / 1000.0
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._closing = True
+            self._close_deadline = deadline
+            worker = self._worker
+            self._cond.notify_all()
+        self._closed = True
+        if worker is not None:
+            # Leave a sliver of the budget so an in-flight request's own
+            # timeout (capped to the deadline) can end before we stop waiting.
+            worker.join(max(0.0, deadline - time.monotonic()))
+            self._stop.set()
+            worker.join(0.2)
+        self._stop.set()
+        with self._cond:
+            lost = self._pending_clicks
+            self._pending.clear()
+            self._pending_clicks = 0
+        if lost:
+            self._counters["dropped_at_shutdown"] += lost
+            logger.error(
+                "AgentSight exporter shut down with %d undelivered click(s) dropped%s",
+                lost,
+                "" if self._spool is None else " (the spool keeps what reached it)",
+            )
+        if self._transport is not None:
+            self._transport.close()
+        if self._spool is not None and (worker is None or not worker.is_alive()):
+            self._spool.close()
+
+    # -- introspection ------------------------------------------------------------
+
+    def statistics(self) -> Dict[str, int]:
+        """Counters since start: submitted, delivered, rejected, dropped_*, ..."""
+        with self._cond:
+            stats = dict(self._counters)
+            stats["queued"] = self._pending_clicks
+        if self._spool is not None:
+            try:
+                stats["spooled"] = self._spool.size()
+            except Exception:
+                stats["spooled"] = -1
+        return stats
+
+    # -- the worker -----------------------------------------------------------------
+
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(target=self._run, name="agentsight-exporter", daemon=True)
+        self._worker.start()
+
+    def _take(self) -> Tuple[List[_Item], int, bool]:
+        """Wait for work; returns (items, flush ticket to honour, closing)."""
+        settings = self._settings
+        assert settings is not None
+        with self._cond:
+            while True:
+                if self._pending or self._closing or self._flush_asked > self._flush_done:
+                    break
+                wait: Optional[float] = None
+                if self._spool is not None:
+                    due = self._spool_wait()
+                    if due is not None and due <= 0:
+                        break
+                    wait = due
+                self._cond.wait(wait if wait is None else min(wait, 5.0))
+            items: List[_Item] = []
+            taken = 0
+            while self._pending and taken < settings.max_batch_size:
+                item, clicks = self._pending.popleft()
+                items.append((item, clicks))
+                taken += clicks
+            self._pending_clicks -= taken
+            ticket = self._flush_asked if not self._pending else self._flush_done
+            return items, ticket, self._closing
+
+    def _spool_wait(self) -> Optional[float]:
+        assert self._spool is not None
+        backoff = self._spool_not_before - time.monotonic()
+        try:
+            due = self._spool.next_due_in()
+        except Exception:
+            return 5.0
+        if due is None:
+            return None
+        return max(due, backoff, 0.0)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                items, ticket, closing = self._take()
+                ok: Optional[bool] = self._process(items, closing)
+            except Exception as exc:  # keep the worker alive whatever happens
+                self._warn.error("worker-error", "AgentSight exporter worker error: %r", exc)
+                items, ticket, ok = [], self._flush_done, False
+                time.sleep(0.1)
+            with self._cond:
+                if ok is not None and ticket > self._flush_done:
+                    self._flush_ok = ok
+                    self._flush_done = ticket
+                    self._cond.notify_all()
+                finished = not self._pending or time.monotonic() >= self._close_deadline
+                if self._closing and finished and not items:
+                    self._flush_done = self._flush_asked
+                    self._cond.notify_all()
+                    return
+
+    def _deadline(self, closing: bool) -> float:
+        assert self._settings is not None
+        deadline = time.monotonic() + self._settings.retry_deadline
+        return min(deadline, self._close_deadline) if closing else deadline
+
+    def _process(self, items: List[_Item], closing: bool) -> Optional[bool]:
+        records = self._translate(items)
+        if self._spool is None:
+            if not records:
+                return True
+            outcome = self._deliver(records, self._deadline(closing))
+            failed = outcome["failed"]
+            if failed:
+                self._counters["dropped_after_retries"] += len(failed)
+                self._warn.warning(
+                    "gave-up",
+                    "AgentSight delivery failed; dropped %d click(s) after retrying "
+                    "(last failure: %s). Configure a spool to keep clicks through outages.",
+                    len(failed),
+                    outcome["detail"],
+                )
+            return not failed and not outcome["rejected"]
+        dropped = self._spool.put(records)
+        if dropped:
+            self._counters["spool_dropped"] += dropped
+            self._warn.warning(
+                "spool-full",
+                "AgentSight spool is full (%d clicks, drop policy %r); dropped %d click(s)",
+                self._spool.max_clicks,
+                self._spool.drop_policy,
+                dropped,
+            )
+        return self._drain_spool(closing)
+
+    def _translate(self, items: List[_Item]) -> List[ClickRecord]:
+        spans = [item for item, _ in items if not isinstance(item, list)]
+        records: List[ClickRecord] = []
+        for item, _ in items:
+            if isinstance(item, list):
+                records.extend(item)
+        if spans:
+            found, rejected = records_from_spans(spans)
+            records.extend(found)
+            if rejected:
+                self._counters["invalid"] += len(rejected)
+                self._warn.warning(
+                    "invalid-click",
+                    "ignored %d malformed agentsight.button_click event(s): %s",
+                    len(rejected),
+                    rejected[0],
+                )
+        return records
+
+    def _drain_spool(self, closing: bool) -> Optional[bool]:
+        """Deliver due spooled clicks, batch by batch, until none is due or one fails.
+
+        True: all due clicks delivered; False: a delivery failed or was
+        rejected; None: interrupted by newly queued clicks (a flush waits on).
+        """
+        spool = self._spool
+        settings = self._settings
+        assert spool is not None and settings is not None
+        if time.monotonic() < self._spool_not_before and not closing:
+            return False
+        all_ok = True
+        while not self._stop.is_set():
+            with self._cond:
+                if self._pending and not closing:
+                    return None  # unfinished: move new clicks to disk first, then go on
+            deadline = self._deadline(closing)
+            hold = max(1.0, deadline - time.monotonic()) + settings.timeout + 5.0
+            leased = spool.lease(settings.max_batch_size, hold)
+            if not leased:
+                return all_ok
+            outcome = self._deliver([r for _, r in leased], deadline)
+            done = [leased[i][0] for i in outcome["delivered"] + outcome["rejected"]]
+            retry = [leased[i][0] for i in outcome["failed"]]
+            spool.ack(done)
+            if retry:
+                auth = outcome["status"] in _AUTH_STATUSES
+                self._spool_backoff = min(
+                    _SPOOL_BACKOFF_MAX, max(_SPOOL_BACKOFF_MIN, self._spool_backoff * 2)
+                )
+                pause = _SPOOL_BACKOFF_MAX if auth else self._spool_backoff
+                pause *= random.uniform(0.5, 1.0)
+                spool.release(retry, pause)
+                self._spool_not_before = time.monotonic() + pause
+                self._warn.warning(
+                    "spool-retry",
+                    "AgentSight delivery failing (%s); %d click(s) kept in the spool, "
+                    "next try in %.1fs",
+                    outcome["detail"],
+                    len(retry),
+                    pause,
+                )
+                return False
+            self._spool_backoff = 0.0
+            if outcome["rejected"]:
+                all_ok = False
+            if closing and time.monotonic() >= self._close_deadline:
+                return all_ok
+        return all_ok
+
+    # -- delivery ------------------------------------------------------------------
+
+    def _deliver(self, records: List[ClickRecord], deadline: float) -> Dict[str, Any]:
+        """Send records; returns indexes delivered / rejected / failed (retryable)."""
+        settings = self._settings
+        transport = self._transport
+        assert settings is not None and transport is not None
+        report: Dict[str, Any] = {
+            "delivered": [],
+            "rejected": [],
+            "failed": [],
+            "detail": "",
+            "status": None,
+        }
+        if settings.api == "buttons":
+            for index, record in enumerate(records):
+                result = transport.post(
+                    BUTTONS_PATH, encode(buttons_body(record)), deadline, compressible=False
+                )
+                self._file(result, [index], report)
+                if result.outcome is Outcome.GAVE_UP:  # the rest would fail the same way
+                    report["failed"].extend(range(index + 1, len(records)))
+                    break
+        else:
+            self._deliver_ingest(records, list(range(len(records))), deadline, report, retry=True)
+        self._counters["delivered"] += len(report["delivered"])
+        self._counters["rejected"] += len(report["rejected"])
+        return report
+
+    def _deliver_ingest(
+        self,
+        records: List[ClickRecord],
+        indexes: List[int],
+        deadline: float,
+        report: Dict[str, Any],
+        retry: bool,
+    ) -> None:
+        settings = self._settings
+        transport = self._transport
+        assert settings is not None and transport is not None
+        chosen = [records[i] for i in indexes]
+        payload = ingest_payload(chosen, settings.environment)
+        block_of: Dict[str, int] = {
+            block["conversation_id"]: n for n, block in enumerate(payload["conversations"])
+        }
+        result = transport.post(INGEST_PATH, encode(payload), deadline, compressible=True)
+        if result.outcome is Outcome.REJECTED and result.rejected_blocks and retry:
+            # Ingest names the offending blocks; the others were fine and are
+            # sent again without them, instead of being dropped with them.
+            bad = set(result.rejected_blocks)
+            rejected = [i for i, r in zip(indexes, chosen) if block_of[r.conversation_id] in bad]
+            kept = [i for i, r in zip(indexes, chosen) if block_of[r.conversation_id] not in bad]
+            self._file(result, rejected, report)
+            if kept:
+                self._deliver_ingest(records, kept, deadline, report, retry=False)
+            return
+        self._file(result, indexes, report)
+
+    def _file(self, result: Result, indexes: List[int], report: Dict[str, Any]) -> None:
+        report["status"] = result.status
+        if result.outcome is Outcome.DELIVERED:
+            report["delivered"].extend(indexes)
+            return
+        report["detail"] = result.detail or f"HTTP {result.status}"
+        auth = result.status in _AUTH_STATUSES
+        if auth:
+            self._warn.error(
+                "auth",
+                "AgentSight refused the API key (HTTP %s)%s; check AGENTSIGHT_API_KEY",
+                result.status,
+                "; spooled clicks are kept until it is fixed" if self._spool else "",
+            )
+        # With a spool, an auth failure keeps the clicks: a fixed key delivers them.
+        if result.outcome is Outcome.REJECTED and not (auth and self._spool is not None):
+            report["rejected"].extend(indexes)
+            self._warn.warning(
+                f"rejected-{result.status}",
+                "AgentSight rejected %d click(s) with HTTP %s; not retrying: %s",
+                len(indexes),
+                result.status,
+                result.detail,
+            )
+        else:
+            report["failed"].extend(indexes)
+
+
+class _AfterForkRegistry:
+    """Rebuilds every live exporter's threads and sockets in a forked child."""
+
+    def __init__(self) -> None:
+        self._exporters: weakref.WeakSet[AgentSightSpanExporter] = weakref.WeakSet()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def add(self, exporter: AgentSightSpanExporter) -> None:
+        self._exporters.add(exporter)
+
+    def _after_fork(self) -> None:
+        for exporter in list(self._exporters):
+            exporter._after_fork_in_child()
+
+
+_after_fork_registry = _AfterForkRegistry()

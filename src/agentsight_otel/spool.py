@@ -1,0 +1,221 @@
+"""The on-disk spool: every click not yet acknowledged, in SQLite (WAL).
+
+Why SQLite: one file, transactional, safe against a ``kill -9`` of the
+application (a committed transaction survives a process crash in WAL mode
+with ``synchronous=NORMAL``; only an OS crash or power loss can take the
+last few commits), and shareable by several processes, which is what a
+forked server (gunicorn, uwsgi) needs.
+
+How clicks move: ``put`` stores them; a worker ``lease``s a batch (marking
+it as its own until a deadline, so no other process sends it at the same
+time); ``ack`` deletes what the receiver accepted; ``release`` hands a batch
+back with a not-before time after a failure. Leases of a process that died
+on this host are released when the next process opens the spool, so a
+crash delays nothing. Redelivery is idempotent: the click id goes with the
+click, and the receiver stores each click id once.
+
+Bounded: at most ``max_clicks``. When full, the drop policy decides
+(``newest``: refuse what arrives, the OpenTelemetry convention; ``oldest``:
+delete the oldest unleased clicks to make room). Both are counted and logged
+by the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+import time
+from typing import List, Sequence, Tuple
+
+from agentsight_otel.translate import ClickRecord, record_from_json, record_to_json
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clicks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    click_id TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL,
+    owner TEXT,
+    not_before REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS clicks_due ON clicks (not_before, seq);
+CREATE TABLE IF NOT EXISTS spool_size (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO spool_size (id, n) VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS clicks_in AFTER INSERT ON clicks
+    BEGIN UPDATE spool_size SET n = n + 1 WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS clicks_out AFTER DELETE ON clicks
+    BEGIN UPDATE spool_size SET n = n - 1 WHERE id = 0; END;
+"""
+
+Leased = List[Tuple[int, ClickRecord]]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Spool:
+    """A SQLite spool file. One instance per process; reopens itself after fork."""
+
+    def __init__(self, path: str, max_clicks: int, drop_policy: str = "newest") -> None:
+        self.path = path
+        self.max_clicks = max_clicks
+        self.drop_policy = drop_policy
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._conn: sqlite3.Connection | None = None
+        self._owner = ""
+        self._connect()
+
+    # -- connection -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        # After fork the parent's connection must not be used (SQLite says
+        # so); it is dropped without closing, which would touch its locks.
+        self._pid = os.getpid()
+        self._owner = f"{socket.gethostname()}:{self._pid}:{os.urandom(4).hex()}"
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+        self._release_dead_owners(conn)
+        return conn
+
+    def _release_dead_owners(self, conn: sqlite3.Connection) -> None:
+        host = socket.gethostname()
+        owners = [
+            row[0]
+            for row in conn.execute("SELECT DISTINCT owner FROM clicks WHERE owner IS NOT NULL")
+        ]
+        for owner in owners:
+            parts = owner.split(":")
+            mine = len(parts) >= 2 and parts[0] == host and parts[1].isdigit()
+            if mine and not _process_alive(int(parts[1])):
+                conn.execute(
+                    "UPDATE clicks SET owner = NULL, not_before = 0 WHERE owner = ?", (owner,)
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- operations -------------------------------------------------------
+
+    def size(self) -> int:
+        with self._lock:
+            row = self._connect().execute("SELECT n FROM spool_size WHERE id = 0").fetchone()
+            return int(row[0])
+
+    def put(self, records: Sequence[ClickRecord]) -> int:
+        """Store records; returns how many the drop policy refused or evicted."""
+        if not records:
+            return 0
+        rows = [(r.click_id, record_to_json(r)) for r in records]
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                size = conn.execute("SELECT n FROM spool_size WHERE id = 0").fetchone()[0]
+                room = self.max_clicks - size
+                dropped = 0
+                if len(rows) > room:
+                    if self.drop_policy == "oldest":
+                        excess = len(rows) - max(room, 0)
+                        evicted = conn.execute(
+                            "DELETE FROM clicks WHERE seq IN (SELECT seq FROM clicks "
+                            "WHERE owner IS NULL ORDER BY seq LIMIT ?)",
+                            (excess,),
+                        ).rowcount
+                        dropped = evicted
+                        room += evicted
+                    if len(rows) > room:
+                        dropped += len(rows) - max(room, 0)
+                        rows = rows[: max(room, 0)]
+                conn.executemany(
+                    "INSERT OR IGNORE INTO clicks (click_id, record) VALUES (?, ?)", rows
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return dropped
+
+    def lease(self, limit: int, hold_seconds: float) -> Leased:
+        """Claim up to ``limit`` due clicks, oldest first, for ``hold_seconds``."""
+        now = time.time()
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    "SELECT seq, record FROM clicks WHERE not_before <= ? ORDER BY seq LIMIT ?",
+                    (now, limit),
+                ).fetchall()
+                if rows:
+                    conn.executemany(
+                        "UPDATE clicks SET owner = ?, not_before = ?, attempts = attempts + 1 "
+                        "WHERE seq = ?",
+                        [(self._owner, now + hold_seconds, seq) for seq, _ in rows],
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [(seq, record_from_json(text)) for seq, text in rows]
+
+    def ack(self, seqs: Sequence[int]) -> None:
+        """Forget clicks the receiver accepted (or refused for good)."""
+        if not seqs:
+            return
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("DELETE FROM clicks WHERE seq = ?", [(s,) for s in seqs])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def release(self, seqs: Sequence[int], retry_in: float) -> None:
+        """Give clicks back after a failed delivery, due again in ``retry_in`` s."""
+        if not seqs:
+            return
+        due = time.time() + retry_in
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "UPDATE clicks SET owner = NULL, not_before = ? WHERE seq = ?",
+                    [(due, s) for s in seqs],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the next click is due (0 if one is due now), None if empty."""
+        with self._lock:
+            row = self._connect().execute("SELECT min(not_before) FROM clicks").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return max(0.0, float(row[0]) - time.time())

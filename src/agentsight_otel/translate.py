@@ -1,0 +1,263 @@
+"""Spans (SDK or OTLP) -> click records -> AgentSight payloads. Pure functions.
+
+One translator, two inputs: the direct exporter hands it the SDK's finished
+spans, the OTLP bridge hands it decoded protobuf; both end in
+:func:`record_from_event`, so a click means the same thing on either path.
+Nothing here does I/O or keeps state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from agentsight_otel import metadata as _metadata
+from agentsight_otel.semconv import (
+    BUTTON_CLICK_EVENT,
+    BUTTON_EVENT,
+    BUTTON_LABEL,
+    BUTTON_VALUE,
+    BUTTONS_CORRELATION_KEY,
+    CLICK_ID,
+    CONVERSATION_ID,
+    INGEST_BUTTON_EVENT,
+    INGEST_BUTTON_LABEL,
+    INGEST_BUTTON_VALUE,
+    INGEST_CLICK_ID,
+    INGEST_CONVERSATION_ID,
+    INGEST_KIND_BUTTON,
+    INGEST_METADATA,
+    INGEST_SPAN_KIND,
+    SDK_NAME,
+)
+from agentsight_otel.tracking import iso_timestamp
+from agentsight_otel.version import __version__
+
+#: The entity-name attribute 0.1.4 writes on every span (the click's label).
+_ENTITY_NAME = "agentsight.entity.name"
+#: Conversation-level environment, as 0.1.4 writes it.
+_CONVERSATION_ENVIRONMENT = "agentsight.conversation.environment"
+_SCOPE = {"name": "agentsight_otel", "version": __version__, "schema_url": ""}
+_NO_DROPS = {"attributes": 0, "events": 0, "links": 0}
+
+
+class InvalidClick(ValueError):
+    """A ``agentsight.button_click`` event that no ``track_button`` produced.
+
+    Such events can come from hand-written instrumentation or over OTLP from
+    anyone; they are rejected (and counted), never half-delivered.
+    """
+
+
+class ClickRecord(NamedTuple):
+    """One click, independent of how it travelled.
+
+    A tuple so it is cheap to build in ``on_end`` on the caller's thread and
+    serialises straight to a JSON array for the spool.
+    """
+
+    click_id: str
+    button_event: str
+    label: str
+    value: str
+    conversation_id: str
+    metadata: Dict[str, Any]
+    timestamp_ns: int
+    trace_id: str  # 32 hex: the trace the click happened in
+    span_id: str  # 16 hex: the span that carried the click event
+    resource: Mapping[str, Any]  # the application's resource attributes (shared)
+
+    @property
+    def timestamp(self) -> str:
+        return iso_timestamp(self.timestamp_ns)
+
+
+def _text(attributes: Mapping[str, Any], key: str) -> str:
+    value = attributes.get(key)
+    if type(value) is not str or not value or value.isspace():
+        raise InvalidClick(f"{key} is missing or blank")
+    return value
+
+
+def record_from_event(
+    attributes: Mapping[str, Any],
+    timestamp_ns: int,
+    trace_id: str,
+    span_id: str,
+    resource: Mapping[str, Any],
+) -> ClickRecord:
+    """A click record from one click event's attributes. Raises InvalidClick."""
+    try:
+        metadata = _metadata.unflatten(attributes)
+    except (ValueError, TypeError) as exc:
+        raise InvalidClick(f"metadata attributes cannot be decoded: {exc}") from None
+    return ClickRecord(
+        _text(attributes, CLICK_ID),
+        _text(attributes, BUTTON_EVENT),
+        _text(attributes, BUTTON_LABEL),
+        _text(attributes, BUTTON_VALUE),
+        _text(attributes, CONVERSATION_ID),
+        metadata,
+        timestamp_ns,
+        trace_id,
+        span_id,
+        resource,
+    )
+
+
+def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[str]]:
+    """Click records from SDK ``ReadableSpan`` objects, and why any were rejected.
+
+    Spans without events cost one attribute read and a truth test.
+    """
+    records: List[ClickRecord] = []
+    rejected: List[str] = []
+    resources: Dict[int, Mapping[str, Any]] = {}
+    for span in spans:
+        events = span.events
+        if not events:
+            continue
+        context = None
+        resource: Mapping[str, Any] = {}
+        for event in events:
+            if event.name != BUTTON_CLICK_EVENT:
+                continue
+            if context is None:
+                context = span.context
+                known = resources.get(id(span.resource))
+                if known is None:
+                    known = dict(span.resource.attributes)
+                    resources[id(span.resource)] = known
+                resource = known
+            try:
+                records.append(
+                    record_from_event(
+                        event.attributes or {},
+                        event.timestamp,
+                        "%032x" % context.trace_id,
+                        "%016x" % context.span_id,
+                        resource,
+                    )
+                )
+            except InvalidClick as exc:
+                rejected.append(str(exc))
+    return records, rejected
+
+
+def ingest_span_id(click_id: str) -> str:
+    """The ingest record's span id: derived from the click id, so it is the
+    same on every retry and redelivery (the backend can de-duplicate on it).
+    """
+    digest = hashlib.blake2b(click_id.encode("ascii", "replace"), digest_size=8).hexdigest()
+    return digest if digest != "0" * 16 else "0" * 15 + "1"  # all-zero is an invalid span id
+
+
+def metadata_json(metadata: Mapping[str, Any]) -> str:
+    """Metadata as the JSON string 0.1.4 puts in ``agentsight.metadata``."""
+    return json.dumps(metadata, ensure_ascii=False)
+
+
+def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[str, Any]:
+    """One click as an ingest span record of kind ``button``.
+
+    The attributes are exactly those ``agentsight==0.1.4``'s
+    ``agentsight.button(...)`` produces (plus our click id), so the backend
+    projects it the same way. ``parent_span_id`` is the application span
+    that carried the click: the link from AgentSight back to the trace.
+    """
+    stamp = iso_timestamp(record.timestamp_ns)
+    attributes: Dict[str, Any] = {INGEST_CONVERSATION_ID: record.conversation_id}
+    if environment:
+        attributes[_CONVERSATION_ENVIRONMENT] = environment
+    attributes[INGEST_SPAN_KIND] = INGEST_KIND_BUTTON
+    attributes[_ENTITY_NAME] = record.label
+    attributes[INGEST_BUTTON_EVENT] = record.button_event
+    attributes[INGEST_BUTTON_LABEL] = record.label
+    attributes[INGEST_BUTTON_VALUE] = record.value
+    if record.metadata:  # 0.1.4 omits the attribute for empty metadata
+        attributes[INGEST_METADATA] = metadata_json(record.metadata)
+    attributes[INGEST_CLICK_ID] = record.click_id
+    return {
+        "span_id": ingest_span_id(record.click_id),
+        "trace_id": record.trace_id,
+        "parent_span_id": record.span_id,
+        "kind": INGEST_KIND_BUTTON,
+        "name": record.label,
+        "started_at": stamp,
+        "ended_at": stamp,
+        "duration_ms": 0.0,
+        "status": "unset",
+        "attributes": attributes,
+        "events": [],
+        "otel": {
+            "span_kind": "INTERNAL",
+            "trace_flags": 1,
+            "trace_state": None,
+            "is_remote": False,
+            "status_description": None,
+            "links": [],
+            "resource": record.resource,
+            "dropped": _NO_DROPS,
+            "scope": _SCOPE,
+        },
+    }
+
+
+def ingest_payload(
+    records: Sequence[ClickRecord], environment: Optional[str] = None
+) -> Dict[str, Any]:
+    """A ``POST /api/ingest/`` body: one block per conversation, spans by time."""
+    blocks: Dict[str, Dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: r.timestamp_ns):
+        block = blocks.get(record.conversation_id)
+        if block is None:
+            block = {"conversation_id": record.conversation_id, "spans": []}
+            if environment:
+                block["environment"] = environment
+            blocks[record.conversation_id] = block
+        block["spans"].append(ingest_span(record, environment))
+    return {
+        "sdk": {"name": SDK_NAME, "version": __version__},
+        "conversations": list(blocks.values()),
+    }
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """Compact, strict JSON (no NaN: the backend's parser refuses it anyway)."""
+    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
+
+
+def buttons_body(record: ClickRecord) -> Dict[str, Any]:
+    """A ``POST /api/buttons/`` body: exactly the documented fields.
+
+    The contract has no field for trace correlation, so it travels inside
+    ``metadata`` under the reserved key ``_agentsight`` (``track_button``
+    refuses user metadata with that key): ``{"click_id", "trace_id",
+    "span_id"}``.
+    """
+    metadata = dict(record.metadata)
+    metadata[BUTTONS_CORRELATION_KEY] = {
+        "click_id": record.click_id,
+        "trace_id": record.trace_id,
+        "span_id": record.span_id,
+    }
+    return {
+        "timestamp": iso_timestamp(record.timestamp_ns),
+        "button_event": record.button_event,
+        "label": record.label,
+        "value": record.value,
+        "conversation_id": record.conversation_id,
+        "metadata": metadata,
+    }
+
+
+def record_to_json(record: ClickRecord) -> str:
+    """A record as JSON text, for the spool (resource included)."""
+    return json.dumps(list(record), ensure_ascii=False, separators=(",", ":"))
+
+
+def record_from_json(text: str) -> ClickRecord:
+    return ClickRecord(*json.loads(text))

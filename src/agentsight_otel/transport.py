@@ -1,0 +1,257 @@
+"""HTTP delivery to AgentSight: one pooled session, retries under a deadline.
+
+Classifies every answer the way the wire contract describes: 2xx delivered;
+429, 408, 5xx and network errors retried with exponential backoff and jitter
+(``Retry-After`` honoured up to a cap) until the deadline; any other 4xx is
+terminal, because sending the same bytes again cannot help.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import enum
+import gzip
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+
+from agentsight_otel.config import ME_PATH, ExporterSettings
+from agentsight_otel.version import __version__
+
+logger = logging.getLogger("agentsight_otel")
+
+#: Longest ``Retry-After`` honoured. The header is the server's own estimate
+#: and usually right, but one bad header must not park delivery for an hour.
+MAX_RETRY_AFTER = 60.0
+#: Bodies at or under this size are sent plain: gzip buys nothing on a
+#: body that already fits in a couple of TCP segments.
+GZIP_MIN_BYTES = 8 * 1024
+#: How long a failed ``GET /api/me/`` capability probe is trusted before
+#: the next one; until then bodies go uncompressed, which every backend reads.
+CAPABILITY_RETRY_SECONDS = 300.0
+GZIP_INGEST = "gzip-ingest"
+_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_USER_AGENT = f"agentsight-otel/{__version__}"
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    #: Retryable, but the deadline ran out: try again later (or drop).
+    GAVE_UP = "gave_up"
+    #: The server refused the request; the same bytes will never be accepted.
+    REJECTED = "rejected"
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    status: Optional[int] = None
+    detail: str = ""
+    attempts: int = 0
+    #: For a 400 from ingest: indexes of the conversation blocks it named.
+    rejected_blocks: List[int] = field(default_factory=list)
+
+
+@dataclass
+class _Attempt:
+    retryable: bool
+    result: Result
+    retry_after: Optional[float] = None
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def describe_rejection(response: requests.Response) -> tuple[str, List[int]]:
+    """What a 4xx body says, naming the offending conversations when it can."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "")[:300], []
+    if not isinstance(body, dict):
+        return str(body)[:300], []
+    detail = str(body.get("detail") or "")
+    blocks = body.get("conversations")
+    indexes: List[int] = []
+    named: List[str] = []
+    if isinstance(blocks, list):
+        for block in blocks:
+            if not isinstance(block, dict):
+                continue
+            index = block.get("index")
+            if isinstance(index, int):
+                indexes.append(index)
+            who = block.get("conversation_id") or f"block {index}"
+            errors = block.get("errors")
+            if isinstance(errors, dict):
+                summary = "; ".join(
+                    f"{name}: {', '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                    for name, msgs in errors.items()
+                )
+            else:
+                summary = str(errors) if errors else "no field detail"
+            named.append(f"{who} ({summary})")
+    if named:
+        shown = "; ".join(named[:5]) + (f"; and {len(named) - 5} more" if len(named) > 5 else "")
+        return f"{detail} Offending conversation(s): {shown}".strip(), indexes
+    return (detail or json.dumps(body)[:300]), indexes
+
+
+class Transport:
+    """The exporter's HTTP client. Used from one worker thread at a time."""
+
+    def __init__(self, settings: ExporterSettings, stop: threading.Event) -> None:
+        self._settings = settings
+        self._stop = stop
+        self._session = self._new_session()
+        self._capabilities: Optional[Set[str]] = None
+        self._capabilities_checked = -float("inf")
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        # Retries are ours (below), not urllib3's: one policy, one deadline.
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=4, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": _USER_AGENT,
+            }
+        )
+        if self._settings.api_key is not None:
+            session.headers["Authorization"] = "Api-Key " + self._settings.api_key.reveal()
+        return session
+
+    def reset_after_fork(self) -> None:
+        # A pooled socket shared with the parent would interleave two
+        # processes' requests on one connection.
+        self._session = self._new_session()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # best effort; nothing to tell anyone
+            self._session.close()
+
+    # -- capabilities -------------------------------------------------------
+
+    def gzip_allowed(self, deadline: float) -> bool:
+        """Whether ``GET /api/me/`` advertised ``gzip-ingest`` (probed lazily).
+
+        Compression is feature-detected, never assumed: a gzipped body sent to
+        a backend that cannot read it is a terminal 400, i.e. lost clicks.
+        """
+        now = time.monotonic()
+        if self._capabilities is None and now - self._capabilities_checked > (
+            CAPABILITY_RETRY_SECONDS
+        ):
+            self._capabilities_checked = now
+            timeout = max(0.001, min(self._settings.timeout, deadline - now))
+            try:
+                response = self._session.get(self._settings.url(ME_PATH), timeout=timeout)
+                if response.status_code == 200:
+                    body = response.json()
+                    caps = body.get("capabilities") if isinstance(body, dict) else None
+                    self._capabilities = {str(c) for c in caps} if isinstance(caps, list) else set()
+            except (requests.RequestException, ValueError) as exc:
+                logger.debug("capability probe failed: %s", type(exc).__name__)
+        return self._capabilities is not None and GZIP_INGEST in self._capabilities
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a shutdown interrupts the wait
+
+    # -- posting --------------------------------------------------------------
+
+    def post(self, path: str, body: bytes, deadline: float, *, compressible: bool) -> Result:
+        """POST ``body``, retrying what is retryable until ``deadline`` (monotonic).
+
+        Returns early (GAVE_UP) when the exporter is asked to stop.
+        """
+        headers: Dict[str, str] = {}
+        if compressible and len(body) > GZIP_MIN_BYTES and self.gzip_allowed(deadline):
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        url = self._settings.url(path)
+        attempts = 0
+        last: Optional[_Attempt] = None
+
+        def attempt() -> _Attempt:
+            nonlocal attempts, last
+            attempts += 1
+            remaining = deadline - time.monotonic()
+            timeout = max(0.001, min(self._settings.timeout, remaining))
+            last = self._attempt(url, body, headers, timeout)
+            return last
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            outcome = state.outcome
+            hinted = outcome.result().retry_after if outcome and not outcome.failed else None
+            backoff = float(_backoff(state))
+            return backoff if hinted is None else hinted
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if self._stop.is_set():
+                return True
+            upcoming = state.upcoming_sleep or 0.0
+            return time.monotonic() + upcoming >= deadline
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda a: a.retryable),
+            wait=wait,
+            stop=stop,
+            sleep=self._sleep,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        final = retrying(attempt)
+        if final is None:  # pragma: no cover - tenacity always has an outcome here
+            final = last if last is not None else _Attempt(False, Result(Outcome.GAVE_UP))
+        result = final.result
+        result.attempts = attempts
+        if final.retryable:
+            result.outcome = Outcome.GAVE_UP
+        return result
+
+    def _attempt(self, url: str, body: bytes, headers: Dict[str, str], timeout: float) -> _Attempt:
+        try:
+            response = self._session.post(url, data=body, headers=headers, timeout=timeout)
+        except requests.RequestException as exc:
+            # The exception text can carry the URL but never the headers.
+            return _Attempt(True, Result(Outcome.GAVE_UP, None, f"network error: {exc}"))
+        status = response.status_code
+        if 200 <= status < 300:
+            return _Attempt(False, Result(Outcome.DELIVERED, status))
+        if status in _RETRYABLE_STATUS or status >= 500:
+            return _Attempt(
+                True,
+                Result(Outcome.GAVE_UP, status, f"HTTP {status}"),
+                parse_retry_after(response.headers.get("Retry-After")),
+            )
+        detail, blocks = describe_rejection(response)
+        return _Attempt(False, Result(Outcome.REJECTED, status, detail, rejected_blocks=blocks))
+
+
+#: Exponential backoff with full jitter: 0.1 s doubling to at most 10 s.
+_backoff = tenacity.wait_random_exponential(multiplier=0.1, max=10.0)

@@ -1,0 +1,99 @@
+"""Putting the exporter into an OpenTelemetry SDK: ``ClickSpanProcessor`` and ``configure()``.
+
+The SDK's ``BatchSpanProcessor`` silently evicts spans when its queue (2048
+by default) is full, so a burst of clicks could be lost before any exporter
+sees them. ``ClickSpanProcessor`` avoids that queue: in ``on_end`` it hands
+only spans that carry click events straight to the exporter's own bounded
+queue (and spool), on the caller's thread, without I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from agentsight_otel.exporter import AgentSightSpanExporter, count_clicks
+
+
+class ClickSpanProcessor(SpanProcessor):
+    """Feeds click-carrying spans to an ``AgentSightSpanExporter``; ignores the rest."""
+
+    def __init__(self, exporter: AgentSightSpanExporter) -> None:
+        self.exporter = exporter
+
+    def on_start(self, span: Any, parent_context: Optional[Context] = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        clicks = count_clicks(span)
+        if clicks:
+            self.exporter.offer(span, clicks)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def _processors(provider: Any) -> list[Any]:
+    multi = getattr(provider, "_active_span_processor", None)
+    return list(getattr(multi, "_span_processors", ()) or ())
+
+
+def _exporter_of(processor: Any) -> Any:
+    # BatchSpanProcessor keeps it on an inner BatchProcessor in newer SDKs,
+    # on itself in older ones; SimpleSpanProcessor keeps span_exporter.
+    for holder in (processor, getattr(processor, "_batch_processor", None)):
+        if holder is None:
+            continue
+        for name in ("span_exporter", "_exporter", "exporter"):
+            found = getattr(holder, name, None)
+            if found is not None:
+                return found
+    return None
+
+
+def find_agentsight(provider: Any) -> Optional[Any]:
+    """The processor on ``provider`` that already delivers clicks, if any."""
+    for processor in _processors(provider):
+        if isinstance(processor, ClickSpanProcessor):
+            return processor
+        if isinstance(_exporter_of(processor), AgentSightSpanExporter):
+            return processor
+    return None
+
+
+def configure(
+    exporter: Optional[AgentSightSpanExporter] = None,
+    tracer_provider: Optional[TracerProvider] = None,
+    **exporter_arguments: Any,
+) -> Optional[ClickSpanProcessor]:
+    """Deliver clicks from the global (or given) tracer provider to AgentSight.
+
+    Adds a ``ClickSpanProcessor`` to the provider the application already
+    has, never replacing it; sets a new SDK ``TracerProvider`` only when none
+    was set. Adds nothing when the provider already delivers clicks (e.g.
+    ``OTEL_TRACES_EXPORTER=agentsight`` under ``opentelemetry-instrument``),
+    so calling it twice, or after auto-instrumentation, is harmless.
+
+    Returns the processor it added, or None when it added nothing. Extra
+    keyword arguments build the exporter (see ``AgentSightSpanExporter``).
+    """
+    provider: Any = tracer_provider or trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        if tracer_provider is not None:
+            raise TypeError("configure() needs an OpenTelemetry SDK TracerProvider")
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        provider = trace.get_tracer_provider()  # another thread may have won the race
+        if not isinstance(provider, TracerProvider):
+            raise TypeError("the global tracer provider is not an OpenTelemetry SDK TracerProvider")
+    if find_agentsight(provider) is not None:
+        return None
+    processor = ClickSpanProcessor(exporter or AgentSightSpanExporter(**exporter_arguments))
+    provider.add_span_processor(processor)
+    return processor

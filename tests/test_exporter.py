@@ -1,0 +1,300 @@
+"""AgentSightSpanExporter against real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
+from scripted_server import Reply, ScriptedServer
+
+KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
+
+
+class App:
+    """An application: an SDK provider with our processor, and a tracker."""
+
+    def __init__(self, exporter: AgentSightSpanExporter, conversation: str = "conv-1") -> None:
+        self.exporter = exporter
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(ClickSpanProcessor(exporter))
+        self.tracker = Tracker(conversation, tracer_provider=self.provider)
+
+    def clicks(self, n: int, **kwargs: Any) -> list[str]:
+        return [
+            self.tracker.track_button("evt", f"label {i}", f"v{i}", **kwargs)["click_id"]
+            for i in range(n)
+        ]
+
+
+@pytest.fixture
+def make_exporter(agentsight_server: ScriptedServer) -> Iterator[Any]:
+    made: list[AgentSightSpanExporter] = []
+
+    def make(**kwargs: Any) -> AgentSightSpanExporter:
+        arguments: dict[str, Any] = {
+            "api_key": KEY,
+            "endpoint": agentsight_server.url,
+            "timeout": 2.0,
+            "retry_deadline": 10.0,
+        }
+        arguments.update(kwargs)
+        exporter = AgentSightSpanExporter(**arguments)
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.shutdown(timeout_millis=1000)
+
+
+@pytest.mark.parametrize("api", ["ingest", "buttons"])
+def test_both_wire_formats_deliver_every_click(
+    agentsight_server: ScriptedServer, make_exporter: Any, api: str
+) -> None:
+    app = App(make_exporter(api=api, environment="production"))
+    sent = app.clicks(25, metadata={"n": {"deep": [1, None]}})
+    assert app.exporter.force_flush(10_000)
+    assert sorted(agentsight_server.delivered_click_ids()) == sorted(sent)
+    request = agentsight_server.posts()[0]
+    assert request.path == ("/api/ingest/" if api == "ingest" else "/api/buttons/")
+    assert request.headers["authorization"] == f"Api-Key {KEY}"
+    assert request.headers["content-type"] == "application/json"
+    if api == "buttons":
+        body = request.body
+        assert set(body) == {
+            "timestamp",
+            "button_event",
+            "label",
+            "value",
+            "conversation_id",
+            "metadata",
+        }
+        assert body["metadata"]["n"] == {"deep": [1, None]}
+    else:
+        [block] = request.body["conversations"]
+        assert block["environment"] == "production"
+        assert all(s["kind"] == "button" for s in block["spans"])
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_retryable_statuses_are_retried(
+    agentsight_server: ScriptedServer, make_exporter: Any, status: int
+) -> None:
+    agentsight_server.replies = [Reply(status), Reply(status)]
+    app = App(make_exporter())
+    sent = app.clicks(3)
+    assert app.exporter.force_flush(10_000)
+    assert sorted(set(agentsight_server.delivered_click_ids())) == sorted(sent)
+    assert len(agentsight_server.posts()) >= 3
+    assert app.exporter.statistics()["delivered"] == 3
+
+
+def test_retry_after_is_honoured(agentsight_server: ScriptedServer, make_exporter: Any) -> None:
+    agentsight_server.replies = [Reply(429, headers={"Retry-After": "1"})]
+    app = App(make_exporter())
+    app.clicks(1)
+    assert app.exporter.force_flush(10_000)
+    first, second = agentsight_server.posts()[:2]
+    times = [r for r in agentsight_server.posts()]
+    assert len(times) == 2
+    # The second attempt came no sooner than the server asked (a lower bound
+    # on a wait the server requested: behaviour, not a speed measurement).
+    assert first.received_at + 0.95 <= second.received_at
+
+
+def test_connection_reset_and_slow_server_are_retried(
+    agentsight_server: ScriptedServer, make_exporter: Any
+) -> None:
+    agentsight_server.replies = [Reply(reset=True), Reply(delay=1.5)]
+    app = App(make_exporter(timeout=0.5))
+    sent = app.clicks(4)
+    assert app.exporter.force_flush(15_000)
+    assert set(sent) <= set(agentsight_server.delivered_click_ids())
+    assert app.exporter.statistics()["delivered"] == 4
+
+
+def test_400_names_offending_conversation_and_redelivers_the_rest(
+    agentsight_server: ScriptedServer, make_exporter: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def script(request: Any) -> Reply:
+        blocks = request.body["conversations"]
+        bad = [i for i, b in enumerate(blocks) if b["conversation_id"] == "conv-bad"]
+        if bad:
+            return Reply(
+                400,
+                {
+                    "detail": "Invalid payload.",
+                    "conversations": [
+                        {
+                            "index": bad[0],
+                            "conversation_id": "conv-bad",
+                            "errors": {"spans": ["span 0: label too long"]},
+                        }
+                    ],
+                },
+            )
+        return Reply(200)
+
+    agentsight_server.script = script
+    exporter = make_exporter()
+    good, bad = App(exporter, "conv-good"), App(exporter, "conv-bad")
+    with good.provider.get_tracer("t").start_as_current_span("turn"):
+        sent_good = good.clicks(3)
+    bad.clicks(2)
+    assert not exporter.force_flush(10_000)  # something was refused
+    delivered = agentsight_server.delivered_click_ids()
+    accepted = [r for r in agentsight_server.posts() if "conv-bad" not in str(r.body)]
+    assert accepted, "the valid conversation was sent again without the bad one"
+    assert set(sent_good) <= set(delivered)
+    stats = exporter.statistics()
+    assert stats["rejected"] == 2 and stats["delivered"] == 3
+    assert "conv-bad" in caplog.text and "label too long" in caplog.text
+
+
+def test_403_is_terminal_and_logged_without_the_key(
+    agentsight_server: ScriptedServer, make_exporter: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    agentsight_server.script = lambda request: Reply(403, {"detail": "Invalid API key."})
+    app = App(make_exporter())
+    app.clicks(2)
+    assert not app.exporter.force_flush(5_000)
+    delivered = agentsight_server.delivered_click_ids()
+    assert sorted(delivered) == sorted(set(delivered))  # each batch tried once, not retried
+    assert app.exporter.statistics()["rejected"] == 2
+    assert "403" in caplog.text
+    assert KEY not in caplog.text
+
+
+def test_outage_longer_than_retry_budget_without_spool_drops_and_says_so(
+    agentsight_server: ScriptedServer, make_exporter: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    agentsight_server.script = lambda request: Reply(503)
+    app = App(make_exporter(retry_deadline=0.5))
+    app.clicks(5)
+    assert not app.exporter.force_flush(5_000)
+    assert app.exporter.statistics()["dropped_after_retries"] == 5
+    assert "dropped 5 click(s)" in caplog.text
+
+
+def test_outage_longer_than_retry_budget_with_spool_loses_nothing(
+    agentsight_server: ScriptedServer, make_exporter: Any, tmp_path: Any
+) -> None:
+    down = {"on": True}
+    agentsight_server.script = lambda request: Reply(503) if down["on"] else Reply(200)
+    app = App(make_exporter(retry_deadline=0.3, spool_path=str(tmp_path / "spool.db")))
+    sent = app.clicks(40)
+    assert not app.exporter.force_flush(3_000)
+    assert app.exporter.statistics()["spooled"] == 40
+    down["on"] = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and app.exporter.statistics()["spooled"]:
+        app.exporter.force_flush(2_000)
+    assert app.exporter.statistics()["spooled"] == 0
+    assert set(agentsight_server.delivered_click_ids()) >= set(sent)
+
+
+def test_shutdown_flushes_what_is_queued(
+    agentsight_server: ScriptedServer, make_exporter: Any
+) -> None:
+    agentsight_server.script = lambda request: Reply(delay=0.2)
+    app = App(make_exporter())
+    sent = app.clicks(50)
+    app.provider.shutdown()
+    assert sorted(agentsight_server.delivered_click_ids()) == sorted(sent)
+
+
+def test_shutdown_against_unreachable_endpoint_is_bounded(make_exporter: Any) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    app = App(make_exporter(endpoint=dead, retry_deadline=300.0))
+    app.clicks(10)
+    started = time.monotonic()
+    app.exporter.shutdown(timeout_millis=1_000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, elapsed  # the timeout, plus a little for thread joins
+    assert (
+        app.exporter.statistics()["dropped_at_shutdown"]
+        + app.exporter.statistics()["dropped_after_retries"]
+        == 10
+    )
+
+
+def test_export_after_shutdown_fails_at_once(make_exporter: Any) -> None:
+    exporter = make_exporter()
+    memory = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(memory))
+    Tracker("c", tracer_provider=tp).track_button("e", "l", "v")
+    exporter.shutdown()
+    assert exporter.export(memory.get_finished_spans()) is SpanExportResult.FAILURE
+
+
+def test_export_via_standard_batch_processor(
+    agentsight_server: ScriptedServer, make_exporter: Any
+) -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    exporter = make_exporter()
+    tp = TracerProvider()
+    tp.add_span_processor(BatchSpanProcessor(exporter))
+    tracker = Tracker("c", tracer_provider=tp)
+    sent = [tracker.track_button("e", "l", str(i))["click_id"] for i in range(10)]
+    assert tp.force_flush(10_000)
+    assert exporter.force_flush(10_000)
+    assert sorted(agentsight_server.delivered_click_ids()) == sorted(sent)
+
+
+def test_warnings_are_rate_limited_and_count_suppressed(
+    agentsight_server: ScriptedServer, make_exporter: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    agentsight_server.script = lambda request: Reply(503)
+    app = App(make_exporter(retry_deadline=0.05, max_batch_size=1))
+    for _ in range(6):
+        app.clicks(1)
+        app.exporter.force_flush(3_000)
+    warnings = [r for r in caplog.records if "AgentSight delivery failed" in r.getMessage()]
+    assert len(warnings) == 1
+    assert app.exporter.statistics()["dropped_after_retries"] == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_starts_clean_and_parent_clicks_are_sent_once(
+    agentsight_server: ScriptedServer, make_exporter: Any
+) -> None:
+    gate = {"open": False}
+    agentsight_server.script = lambda request: Reply(200) if gate["open"] else Reply(delay=0.3)
+    app = App(make_exporter())
+    parent_clicks = app.clicks(20)
+    pid = os.fork()
+    if pid == 0:  # the child: its own clicks only, then exit
+        try:
+            child = app.clicks(5)
+            ok = app.exporter.force_flush(10_000)
+            with open(os.environ.get("TMPDIR", "/tmp") + f"/child-{os.getpid()}", "w") as out:
+                out.write(",".join(child) + ("" if ok else "!"))
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    gate["open"] = True
+    assert app.exporter.force_flush(10_000)
+    path = os.environ.get("TMPDIR", "/tmp") + f"/child-{pid}"
+    with open(path) as handle:
+        child_clicks = handle.read().split(",")
+    os.unlink(path)
+    delivered = agentsight_server.delivered_click_ids()
+    for click in parent_clicks + child_clicks:
+        assert delivered.count(click) == 1, click
+    assert not set(parent_clicks) & set(child_clicks)

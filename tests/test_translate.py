@@ -1,0 +1,121 @@
+"""translate.py: finished spans -> click records -> payloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentsight_otel import Tracker
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.translate import (
+    buttons_body,
+    ingest_payload,
+    ingest_span_id,
+    record_from_json,
+    record_to_json,
+    records_from_spans,
+)
+
+
+def provider() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": "agent-under-test"}))
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    return tp, exporter
+
+
+def test_records_carry_click_trace_and_metadata() -> None:
+    tp, exporter = provider()
+    tracker = Tracker("conv-a", tracer_provider=tp)
+    meta: dict[str, Any] = {"nested": {"list": [1, "x", None, {}]}, "a.b": []}
+    with tp.get_tracer("t").start_as_current_span("turn") as turn:
+        returned = tracker.track_button("evt", "Label", "val", metadata=meta)
+    tracer = tp.get_tracer("t")
+    with tracer.start_as_current_span("no-clicks") as quiet:
+        quiet.add_event("something.else", {"k": 1})
+    records, rejected = records_from_spans(exporter.get_finished_spans())
+    assert rejected == []
+    [record] = records
+    assert record.click_id == returned["click_id"]
+    assert record.conversation_id == "conv-a"
+    assert (record.button_event, record.label, record.value) == ("evt", "Label", "val")
+    assert record.metadata == meta
+    assert record.trace_id == "%032x" % turn.get_span_context().trace_id
+    assert record.span_id == "%016x" % turn.get_span_context().span_id
+    assert record.timestamp == returned["timestamp"]
+    assert record.resource["service.name"] == "agent-under-test"
+    assert record_from_json(record_to_json(record)) == record
+
+
+def test_hand_written_bad_click_event_is_rejected_not_half_sent() -> None:
+    tp, exporter = provider()
+    with tp.get_tracer("t").start_as_current_span("turn") as span:
+        span.add_event(BUTTON_CLICK_EVENT, {"agentsight.button_event": "e"})
+        span.add_event(
+            BUTTON_CLICK_EVENT,
+            {
+                "agentsight.button_event": "e",
+                "agentsight.button_label": "l",
+                "agentsight.button_value": "v",
+                "agentsight.conversation_id": "c",
+                "agentsight.click_id": "id-1",
+                "agentsight.metadata.a": 1,
+                "agentsight.metadata.a.b": 2,
+            },
+        )
+    records, rejected = records_from_spans(exporter.get_finished_spans())
+    assert records == []
+    assert len(rejected) == 2
+    assert "missing or blank" in rejected[0]
+    assert "metadata" in rejected[1]
+
+
+def test_ingest_payload_groups_by_conversation_in_time_order() -> None:
+    tp, exporter = provider()
+    with tp.get_tracer("t").start_as_current_span("turn"):
+        for conversation, label in [("c1", "a"), ("c2", "b"), ("c1", "c")]:
+            Tracker(conversation, tracer_provider=tp).track_button("evt", label, "v")
+    records, _ = records_from_spans(exporter.get_finished_spans())
+    payload = ingest_payload(records, environment="staging")
+    assert payload["sdk"]["name"] == "agentsight-otel"
+    blocks = payload["conversations"]
+    assert [b["conversation_id"] for b in blocks] == ["c1", "c2"]
+    assert [s["name"] for s in blocks[0]["spans"]] == ["a", "c"]
+    assert all(b["environment"] == "staging" for b in blocks)
+    span = blocks[1]["spans"][0]
+    record = records[1]
+    assert span["span_id"] == ingest_span_id(record.click_id)
+    assert span["span_id"] != record.span_id and len(span["span_id"]) == 16
+    assert span["parent_span_id"] == record.span_id
+    assert span["trace_id"] == record.trace_id
+    assert span["kind"] == "button"
+    assert span["attributes"]["agentsight.button.click_id"] == record.click_id
+    assert span["started_at"] == span["ended_at"] == record.timestamp
+    # Stable across retries: the same click always gets the same span id.
+    assert ingest_payload(records)["conversations"][1]["spans"][0]["span_id"] == span["span_id"]
+
+
+def test_buttons_body_is_exactly_the_documented_fields() -> None:
+    tp, exporter = provider()
+    Tracker("c9", tracer_provider=tp).track_button("evt", "L", "V", metadata={"k": "v"})
+    [record], _ = records_from_spans(exporter.get_finished_spans())
+    body = buttons_body(record)
+    assert set(body) == {
+        "timestamp",
+        "button_event",
+        "label",
+        "value",
+        "conversation_id",
+        "metadata",
+    }
+    assert body["metadata"]["k"] == "v"
+    assert body["metadata"]["_agentsight"] == {
+        "click_id": record.click_id,
+        "trace_id": record.trace_id,
+        "span_id": record.span_id,
+    }
+    assert record.metadata == {"k": "v"}  # the record itself is not modified
