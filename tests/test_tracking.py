@@ -136,9 +136,16 @@ def test_return_value_describes_the_recorded_click(
         result = track_button("evt", "Label", "val", conversation_id="c-1", metadata=meta)
         context = span.get_span_context()
     assert set(result) == {
-        "button_event", "label", "value", "conversation_id", "metadata",
-        "timestamp", "click_id", "trace_id", "span_id",
-    }  # fmt: skip
+        "button_event",
+        "label",
+        "value",
+        "conversation_id",
+        "metadata",
+        "timestamp",
+        "click_id",
+        "trace_id",
+        "span_id",
+    }
     assert result["metadata"] is meta
     assert result["trace_id"] == format(context.trace_id, "032x")
     assert result["span_id"] == format(context.span_id, "016x")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -13,12 +16,17 @@ from agentsight_otel import Tracker
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.translate import (
     buttons_body,
+    encode,
+    encode_ingest,
     ingest_payload,
     ingest_span_id,
+    metadata_json,
     record_from_json,
     record_to_json,
     records_from_spans,
 )
+
+from test_metadata import metadata_objects
 
 
 def provider() -> tuple[TracerProvider, InMemorySpanExporter]:
@@ -119,3 +127,32 @@ def test_buttons_body_is_exactly_the_documented_fields() -> None:
         "span_id": record.span_id,
     }
     assert record.metadata == {"k": "v"}  # the record itself is not modified
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["c1", "c2", "ç-3", 'quote"d']),
+            st.text(min_size=1, max_size=10).filter(lambda t: t.strip() != ""),
+            metadata_objects,
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.one_of(st.none(), st.sampled_from(["production", "dev\u00e9"])),
+)
+def test_fast_encoder_writes_exactly_the_payload(
+    clicks: list[tuple[str, str, dict[str, Any]]], environment: str | None
+) -> None:
+    tp, exporter = provider()
+    for conversation, label, meta in clicks:
+        Tracker(conversation, tracer_provider=tp).track_button("evt", label, "v", metadata=meta)
+    records, rejected = records_from_spans(exporter.get_finished_spans())
+    assert not rejected and len(records) == len(clicks)
+    assert json.loads(encode_ingest(records, environment)) == json.loads(
+        encode(ingest_payload(records, environment))
+    )
+    for record in records:  # and the metadata string is 0.1.4's json.dumps, to the byte
+        if record.metadata:
+            assert metadata_json(record.metadata) == json.dumps(record.metadata, ensure_ascii=False)

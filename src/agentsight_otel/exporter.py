@@ -42,7 +42,7 @@ from agentsight_otel.translate import (
     ClickRecord,
     buttons_body,
     encode,
-    ingest_payload,
+    encode_ingest,
     records_from_spans,
 )
 from agentsight_otel.transport import Outcome, Result, Transport
@@ -512,11 +512,13 @@ class AgentSightSpanExporter(SpanExporter):
         transport = self._transport
         assert settings is not None and transport is not None
         chosen = [records[i] for i in indexes]
-        payload = ingest_payload(chosen, settings.environment)
-        block_of: Dict[str, int] = {
-            block["conversation_id"]: n for n, block in enumerate(payload["conversations"])
+        body = encode_ingest(chosen, settings.environment)
+        # Blocks appear in the order of each conversation's first click in time.
+        in_time = sorted(chosen, key=lambda r: r.timestamp_ns)
+        block_of = {
+            cid: n for n, cid in enumerate(dict.fromkeys(r.conversation_id for r in in_time))
         }
-        result = transport.post(INGEST_PATH, encode(payload), deadline, compressible=True)
+        result = transport.post(INGEST_PATH, body, deadline, compressible=True)
         if result.outcome is Outcome.REJECTED and result.rejected_blocks and retry:
             # Ingest names the offending blocks; the others were fine and are
             # sent again without them, instead of being dropped with them.

@@ -340,6 +340,22 @@ def _finish(value: Any) -> Any:
     return value
 
 
+def _unflatten_flat(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """Fast path: one level of plain keys (what _flatten_flat writes), else None."""
+    root: Dict[str, Any] = {}
+    prefix = METADATA_PREFIX
+    for key, value in attributes.items():
+        if key.startswith(prefix):
+            rest = key[20:]  # len(METADATA_PREFIX), asserted below
+            if "." in rest or "[" in rest or "\\" in rest or "]" in rest:
+                return None
+            root[rest] = list(value) if type(value) is tuple else value
+    return root
+
+
+assert len(METADATA_PREFIX) == 20
+
+
 def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
     """The original metadata object from a click's attributes.
 
@@ -347,6 +363,14 @@ def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
     whole event attribute map. Raises ``ValueError`` for attributes that no
     :func:`flatten` could have produced (they can arrive over OTLP).
     """
+    if (
+        NULLS_KEY not in attributes
+        and EMPTY_OBJECTS_KEY not in attributes
+        and JSON_KEY not in attributes
+    ):
+        flat = _unflatten_flat(attributes)
+        if flat is not None:
+            return flat
     compact = attributes.get(JSON_KEY)
     if isinstance(compact, str):
         loaded = json.loads(compact)

@@ -42,6 +42,12 @@ _SCOPE = {"name": "agentsight_otel", "version": __version__, "schema_url": ""}
 _NO_DROPS = {"attributes": 0, "events": 0, "links": 0}
 
 
+_quote = json.encoder.encode_basestring  # C implementation: a JSON string literal
+_metadata_encoder = json.JSONEncoder(ensure_ascii=False)
+_strict_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_INF = float("inf")
+
+
 class InvalidClick(ValueError):
     """A ``agentsight.button_click`` event that no ``track_button`` produced.
 
@@ -88,16 +94,37 @@ def record_from_event(
     resource: Mapping[str, Any],
 ) -> ClickRecord:
     """A click record from one click event's attributes. Raises InvalidClick."""
+    get = attributes.get
+    click_id: Any = get(CLICK_ID)
+    event: Any = get(BUTTON_EVENT)
+    label: Any = get(BUTTON_LABEL)
+    value: Any = get(BUTTON_VALUE)
+    conversation_id: Any = get(CONVERSATION_ID)
+    # One cheap test for the common case; _text names the culprit otherwise.
+    if not (
+        type(click_id) is str
+        and type(event) is str
+        and type(label) is str
+        and type(value) is str
+        and type(conversation_id) is str
+        and click_id.strip()
+        and event.strip()
+        and label.strip()
+        and value.strip()
+        and conversation_id.strip()
+    ):
+        for key in (CLICK_ID, BUTTON_EVENT, BUTTON_LABEL, BUTTON_VALUE, CONVERSATION_ID):
+            _text(attributes, key)
     try:
         metadata = _metadata.unflatten(attributes)
     except (ValueError, TypeError) as exc:
         raise InvalidClick(f"metadata attributes cannot be decoded: {exc}") from None
     return ClickRecord(
-        _text(attributes, CLICK_ID),
-        _text(attributes, BUTTON_EVENT),
-        _text(attributes, BUTTON_LABEL),
-        _text(attributes, BUTTON_VALUE),
-        _text(attributes, CONVERSATION_ID),
+        click_id,
+        event,
+        label,
+        value,
+        conversation_id,
         metadata,
         timestamp_ns,
         trace_id,
@@ -119,6 +146,7 @@ def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[st
         if not events:
             continue
         context = None
+        trace_id = span_id = ""
         resource: Mapping[str, Any] = {}
         for event in events:
             if event.name != BUTTON_CLICK_EVENT:
@@ -130,13 +158,20 @@ def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[st
                     known = dict(span.resource.attributes)
                     resources[id(span.resource)] = known
                 resource = known
+                trace_id = "%032x" % context.trace_id
+                span_id = "%016x" % context.span_id
+            attributes = event.attributes or {}
+            # The SDK's BoundedAttributes copies itself on every iteration and
+            # answers .get() through the Mapping ABC; its plain dict is read
+            # instead when present (read-only: event attributes are immutable).
+            attributes = getattr(attributes, "_dict", attributes)
             try:
                 records.append(
                     record_from_event(
-                        event.attributes or {},
+                        attributes,
                         event.timestamp,
-                        "%032x" % context.trace_id,
-                        "%016x" % context.span_id,
+                        trace_id,
+                        span_id,
                         resource,
                     )
                 )
@@ -153,9 +188,39 @@ def ingest_span_id(click_id: str) -> str:
     return digest if digest != "0" * 16 else "0" * 15 + "1"  # all-zero is an invalid span id
 
 
+def _flat_json(metadata: Mapping[str, Any]) -> Optional[str]:
+    """JSON for one level of str keys and scalars, written directly; else None.
+
+    Byte-identical to ``json.dumps(metadata, ensure_ascii=False)`` (floats use
+    ``float.__repr__``, as json does), and several times cheaper per click.
+    """
+    parts = []
+    for key, value in metadata.items():
+        kind = type(value)
+        if kind is str:
+            text = _quote(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int:
+            text = int.__repr__(value)
+        elif kind is float:
+            if value != value or value in (_INF, -_INF):
+                return None
+            text = float.__repr__(value)
+        elif value is None:
+            text = "null"
+        else:
+            return None
+        if type(key) is not str:
+            return None
+        parts.append(f"{_quote(key)}: {text}")
+    return "{" + ", ".join(parts) + "}"
+
+
 def metadata_json(metadata: Mapping[str, Any]) -> str:
     """Metadata as the JSON string 0.1.4 puts in ``agentsight.metadata``."""
-    return json.dumps(metadata, ensure_ascii=False)
+    flat = _flat_json(metadata)
+    return flat if flat is not None else _metadata_encoder.encode(metadata)
 
 
 def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[str, Any]:
@@ -225,9 +290,82 @@ def ingest_payload(
 
 def encode(payload: Mapping[str, Any]) -> bytes:
     """Compact, strict JSON (no NaN: the backend's parser refuses it anyway)."""
-    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
-        "utf-8"
+    return _strict_encoder.encode(payload).encode("utf-8")
+
+
+_SPAN_TEMPLATE = (
+    '{"span_id":"%s","trace_id":%s,"parent_span_id":%s,"kind":"button","name":%s,'
+    '"started_at":"%s","ended_at":"%s","duration_ms":0.0,"status":"unset",'
+    '"attributes":{"agentsight.conversation.id":%s,%s"agentsight.span.kind":"button",'
+    '"agentsight.entity.name":%s,"agentsight.button.event":%s,"agentsight.button.label":%s,'
+    '"agentsight.button.value":%s,%s"agentsight.button.click_id":%s},"events":[],"otel":%s}'
+)
+_OTEL_TEMPLATE = (
+    '{"span_kind":"INTERNAL","trace_flags":1,"trace_state":null,"is_remote":false,'
+    '"status_description":null,"links":[],"resource":%s,'
+    '"dropped":{"attributes":0,"events":0,"links":0},"scope":%s}'
+)
+
+
+def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = None) -> bytes:
+    """``encode(ingest_payload(records, environment))``, several times faster.
+
+    The same JSON document (a test holds the two equal), written from
+    pre-quoted fragments instead of building and walking a dict per click:
+    serialisation was two thirds of the exporter's CPU per click.
+    """
+    env_attr = env_block = ""
+    if environment:
+        quoted_env = _quote(environment)
+        env_attr = f'"agentsight.conversation.environment":{quoted_env},'
+        env_block = f',"environment":{quoted_env}'
+    scope = _strict_encoder.encode(_SCOPE)
+    otel_by_resource: Dict[int, str] = {}
+    blocks: Dict[str, List[str]] = {}
+    for record in sorted(records, key=lambda r: r.timestamp_ns):
+        otel = otel_by_resource.get(id(record.resource))
+        if otel is None:
+            try:
+                resource = _strict_encoder.encode(dict(record.resource))
+            except (TypeError, ValueError):  # a resource value JSON cannot carry
+                resource = "{}"
+            otel = _OTEL_TEMPLATE % (resource, scope)
+            otel_by_resource[id(record.resource)] = otel
+        stamp = iso_timestamp(record.timestamp_ns)
+        label = _quote(record.label)
+        metadata = (
+            f'"agentsight.metadata":{_quote(metadata_json(record.metadata))},'
+            if record.metadata
+            else ""
+        )
+        span = _SPAN_TEMPLATE % (
+            ingest_span_id(record.click_id),
+            _quote(record.trace_id),
+            _quote(record.span_id),
+            label,
+            stamp,
+            stamp,
+            _quote(record.conversation_id),
+            env_attr,
+            label,
+            _quote(record.button_event),
+            label,
+            _quote(record.value),
+            metadata,
+            _quote(record.click_id),
+            otel,
+        )
+        spans = blocks.get(record.conversation_id)
+        if spans is None:
+            blocks[record.conversation_id] = [span]
+        else:
+            spans.append(span)
+    body = ",".join(
+        f'{{"conversation_id":{_quote(cid)},"spans":[{",".join(spans)}]{env_block}}}'
+        for cid, spans in blocks.items()
     )
+    sdk = _strict_encoder.encode({"name": SDK_NAME, "version": __version__})
+    return f'{{"sdk":{sdk},"conversations":[{body}]}}'.encode()
 
 
 def buttons_body(record: ClickRecord) -> Dict[str, Any]:
