@@ -1,0 +1,238 @@
+"""OTLP/HTTP trace requests in and responses out, per the OTLP specification.
+
+Decoding uses ``opentelemetry-proto``. OTLP/JSON differs from protobuf's
+canonical JSON in one way that matters here: trace and span ids are hex,
+not base64, so they are converted before ``json_format`` parses the rest
+(which accepts lowerCamelCase keys and, with ``ignore_unknown_fields``,
+ignores fields it does not know, as the specification requires).
+
+The click attributes of each OTLP span event are turned into a plain dict
+and handed to :func:`agentsight_otel.translate.record_from_event`, the same
+function the direct exporter uses: one translator, two inputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any, Dict, List, Tuple
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+#: Deepest JSON nesting accepted in an OTLP/JSON body. Real OTLP is about a
+#: dozen levels deep (request > resourceSpans > scopeSpans > spans > events
+#: > attributes > value > arrayValue ...); the bound keeps hostile input far
+#: from the recursion limit of any parser.
+MAX_JSON_DEPTH = 64
+#: Deepest AnyValue nesting converted; deeper values are not click data.
+MAX_VALUE_DEPTH = 16
+
+
+class MalformedOTLP(ValueError):
+    """The body is not a valid OTLP trace export request (answer 400)."""
+
+
+def media_type(content_type: str | None) -> str | None:
+    """``application/x-protobuf`` or ``application/json`` from a Content-Type, else None."""
+    if not content_type:
+        return None
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base if base in (PROTOBUF, JSON) else None
+
+
+def _json_depth_ok(text: str, limit: int) -> bool:
+    depth = 0
+    in_string = False
+    escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif char in "]}":
+            depth -= 1
+    return True
+
+
+_ID_KEYS = {"traceId": 16, "spanId": 8, "parentSpanId": 8, "trace_id": 16, "span_id": 8,
+            "parent_span_id": 8}  # fmt: skip
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON hex ids -> the base64 protobuf's json_format expects."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            size = _ID_KEYS.get(key)
+            if size is not None and isinstance(value, str):
+                if value == "":
+                    continue
+                try:
+                    raw = bytes.fromhex(value)
+                except ValueError:
+                    raise MalformedOTLP(f"{key} is not hex: {value[:40]!r}") from None
+                if len(raw) != size:
+                    raise MalformedOTLP(f"{key} must be {size * 2} hex digits")
+                node[key] = base64.b64encode(raw).decode("ascii")
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+    return node
+
+
+def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
+    """Parse an OTLP/HTTP trace export body; raises MalformedOTLP."""
+    request = ExportTraceServiceRequest()
+    if kind == PROTOBUF:
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            raise MalformedOTLP(f"not an ExportTraceServiceRequest: {exc}") from None
+        return request
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedOTLP("JSON body is not UTF-8") from None
+    if not _json_depth_ok(text, MAX_JSON_DEPTH):
+        raise MalformedOTLP(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedOTLP(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise MalformedOTLP("an OTLP/JSON request is a JSON object")
+    try:
+        json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+        raise MalformedOTLP(f"not an OTLP trace request: {exc}") from None
+    return request
+
+
+def encode_response(kind: str, rejected_spans: int = 0, error_message: str = "") -> bytes:
+    """An ExportTraceServiceResponse in the request's content type."""
+    response = ExportTraceServiceResponse()
+    if rejected_spans or error_message:
+        response.partial_success.CopyFrom(
+            ExportTracePartialSuccess(rejected_spans=rejected_spans, error_message=error_message)
+        )
+    if kind == PROTOBUF:
+        return bytes(response.SerializeToString())
+    return str(json_format.MessageToJson(response, indent=None)).encode("utf-8")
+
+
+def any_value(value: AnyValue, depth: int = 0) -> Any:
+    """An OTLP AnyValue as a Python value (resource attributes: anything goes)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "bool_value":
+        return value.bool_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        return value.double_value
+    if which == "array_value" and depth < MAX_VALUE_DEPTH:
+        return tuple(any_value(item, depth + 1) for item in value.array_value.values)
+    if which == "kvlist_value" and depth < MAX_VALUE_DEPTH:
+        return {kv.key: any_value(kv.value, depth + 1) for kv in value.kvlist_value.values}
+    return None
+
+
+_PRIMITIVES = ("string_value", "bool_value", "int_value", "double_value")
+
+
+def click_attribute(value: AnyValue) -> Any:
+    """A click event attribute: only what the SDK could have recorded.
+
+    A primitive, or an array of primitives. Anything else (bytes, maps,
+    nested arrays, NaN) cannot have come from ``track_button`` and would not
+    survive as JSON, so the click is rejected rather than half-delivered.
+    """
+    which = value.WhichOneof("value")
+    if which in _PRIMITIVES:
+        result = getattr(value, which)
+        if which == "double_value" and not math.isfinite(result):
+            raise InvalidClick("attribute value is NaN or infinite")
+        return result
+    if which == "array_value":
+        items = []
+        for item in value.array_value.values:
+            kind = item.WhichOneof("value")
+            if kind not in _PRIMITIVES:
+                raise InvalidClick(f"array attribute holds {kind or 'an empty value'}")
+            items.append(click_attribute(item))
+        return tuple(items)
+    raise InvalidClick(f"attribute of type {which or 'empty'} is not click data")
+
+
+def records_from_request(
+    request: ExportTraceServiceRequest,
+) -> Tuple[List[ClickRecord], int, List[str]]:
+    """Click records from an OTLP request; also (rejected span count, reasons).
+
+    A span is rejected (counted once) when any of its click events is
+    malformed; its valid clicks are still kept, since each is independent.
+    Spans without click events are not rejected: they are simply not ours.
+    """
+    records: List[ClickRecord] = []
+    rejected_spans = 0
+    reasons: List[str] = []
+    for resource_spans in request.resource_spans:
+        resource: Dict[str, Any] | None = None
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                bad = False
+                for event in span.events:
+                    if event.name != BUTTON_CLICK_EVENT:
+                        continue
+                    if resource is None:
+                        resource = {}
+                        for kv in resource_spans.resource.attributes:
+                            converted = any_value(kv.value)
+                            if converted is not None and not isinstance(converted, dict):
+                                resource[kv.key] = converted
+                    try:
+                        if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                            raise InvalidClick("span has no valid trace_id/span_id")
+                        attributes = {kv.key: click_attribute(kv.value) for kv in event.attributes}
+                        records.append(
+                            record_from_event(
+                                attributes,
+                                event.time_unix_nano or span.end_time_unix_nano,
+                                binascii.hexlify(span.trace_id).decode("ascii"),
+                                binascii.hexlify(span.span_id).decode("ascii"),
+                                resource,
+                            )
+                        )
+                    except InvalidClick as exc:
+                        bad = True
+                        if len(reasons) < 5:
+                            reasons.append(str(exc))
+                if bad:
+                    rejected_spans += 1
+    return records, rejected_spans, reasons
