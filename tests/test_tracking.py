@@ -305,3 +305,19 @@ def test_explicit_provider_is_used_for_dedicated_spans(spans: InMemorySpanExport
     Tracker("c", tracer_provider=provider).track_button("e", "l", "v")
     assert len(click_events(exporter)) == 1
     assert click_events(spans) == []
+
+
+def test_clicks_leave_headroom_for_the_applications_later_events() -> None:
+    provider, exporter = own_provider(span_limits=SpanLimits(max_events=8))
+    tracker = Tracker("c", tracer_provider=provider)
+    with provider.get_tracer("app").start_as_current_span("turn") as turn:
+        results = [tracker.track_button("e", "l", str(i)) for i in range(10)]
+        turn.add_event("app.event.1")
+        turn.add_event("app.event.2")  # would have evicted a click without headroom
+    clicks = click_events(exporter)
+    assert sorted(e.attributes[CLICK_ID] for _, e in clicks) == sorted(
+        r["click_id"] for r in results
+    )
+    [finished_turn] = [s for s in exporter.get_finished_spans() if s.name == "turn"]
+    assert finished_turn.dropped_events == 0
+    assert sum(1 for s, _ in clicks if s.name == "turn") == 6

@@ -227,12 +227,19 @@ def _check_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> D
 
 
 def _room_for_event(span: Any) -> bool:
-    """Whether a recording SDK span can take one more event without evicting."""
+    """Whether a recording SDK span has room for a click, with headroom.
+
+    The SDK evicts a span's *oldest* events once it holds ``max_events``, so
+    a click placed on a nearly full span could be pushed out by the
+    application's later events. Clicks therefore only go on a span that is
+    at most three quarters full; otherwise they get their own child span.
+    """
     limits = getattr(span, "_limits", None)
     events = getattr(span, "_events", None)
     if limits is None or events is None or limits.max_events is None:
         return True
-    return bool(len(events) < limits.max_events)
+    limit = limits.max_events
+    return bool(len(events) < limit - limit // 4)
 
 
 class Tracker:
