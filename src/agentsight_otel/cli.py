@@ -33,6 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the reference page's example clicks on an in-memory SDK and print them",
     )
 
+    serve = sub.add_parser(
+        "serve", help="run the local AgentSight-compatible receiver (development peer)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8400)
+    serve.add_argument("--db", default=None, help="SQLite path (default: see README)")
+    serve.add_argument("--api-key", default=None, help="key clients must present")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="fault injection, e.g. 429:0.5, 500:0.2, stall:0.1 (repeatable)",
+    )
     return parser
 
 
@@ -42,6 +56,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from agentsight_otel._quickstart import run_quickstart
 
         return int(run_quickstart())
+    if args.command == "serve":
+        try:
+            from agentsight_otel.server.receiver import serve_from_args
+        except ImportError as exc:
+            return _missing_extra(exc)
+        return int(serve_from_args(args))
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guards this
 
 

@@ -55,7 +55,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class ExporterSettings:
-    api_key: Optional[Secret] = field(repr=False)
+    api_key: Secret = field(repr=False)
     endpoint: str
     environment: Optional[str]
     api: str
@@ -158,10 +158,10 @@ def resolve_settings(
             f"refusing to send the API key over plain http:// to {parts.hostname}: use https://, "
             f"or opt in with insecure=True ({env.OTEL_EXPORTER_AGENTSIGHT_INSECURE}=true)"
         )
-    if key is None and not is_loopback(parts.hostname):
+    if key is None:
         raise ConfigurationError(
-            f"no API key: set {env.AGENTSIGHT_API_KEY} or pass api_key= "
-            "(only a loopback endpoint, such as the local receiver, may go without one)"
+            f"no API key: set {env.AGENTSIGHT_API_KEY} or pass api_key= (the local "
+            "receiver started without --api-key accepts any key)"
         )
     wire = str(_pick(api, source, env.OTEL_EXPORTER_AGENTSIGHT_API) or "ingest").lower()
     if wire not in APIS:
@@ -173,7 +173,7 @@ def resolve_settings(
         raise ConfigurationError(f"drop_policy must be one of {DROP_POLICIES}, got {policy!r}")
     spool = _pick(spool_path, source, env.OTEL_EXPORTER_AGENTSIGHT_SPOOL_PATH)
     return ExporterSettings(
-        api_key=None if key is None else Secret(str(key)),
+        api_key=Secret(str(key)),
         endpoint=base,
         environment=_pick(
             environment,

@@ -143,8 +143,7 @@ class Transport:
                 "User-Agent": _USER_AGENT,
             }
         )
-        if self._settings.api_key is not None:
-            session.headers["Authorization"] = "Api-Key " + self._settings.api_key.reveal()
+        session.headers["Authorization"] = "Api-Key " + self._settings.api_key.reveal()
         return session
 
     def reset_after_fork(self) -> None:

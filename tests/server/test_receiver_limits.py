@@ -1,0 +1,231 @@
+"""Body bounds: 413 before and after gzip, 400 for broken gzip/JSON and deep nesting.
+
+The HTTP tests run against a real receiver; the JSON depth scan is also
+checked directly against a reference implementation with Hypothesis, since
+it is the one piece of hand-written parsing in the receiver.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import resource
+import sys
+import zlib
+from typing import Any, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agentsight_otel.server import limits
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """1 GiB of zeros as one gzip member, ~1 MB, built in 1 MiB steps."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    parts = [deflate.compress(zeros) for _ in range(1024)]
+    parts.append(deflate.flush())
+    return b"".join(parts)
+
+
+def _json_headers(wire, **extra: str):
+    return {**wire.auth, "Content-Type": "application/json", **extra}
+
+
+def test_declared_length_over_the_limit_is_413(wire):
+    body = b" " * (limits.MAX_BODY_BYTES + 1)
+    response = wire.post_raw("/api/ingest/", body, _json_headers(wire))
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_streamed_body_over_the_limit_is_413(wire):
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer
+        for _ in range(limits.MAX_BODY_BYTES // (1 << 20) + 2):
+            yield b" " * (1 << 20)
+
+    response = wire.post_raw("/api/ingest/", chunks(), _json_headers(wire))
+    assert response.status_code == 413
+
+
+def test_body_at_the_limit_is_read(wire):
+    payload = json.dumps(wire.payload()).encode()
+    body = payload + b" " * (limits.MAX_BODY_BYTES - len(payload))
+    response = wire.post_raw("/api/ingest/", body, _json_headers(wire))
+    assert response.status_code == 200, response.text
+
+
+def test_gzip_bomb_is_413_without_inflating_it(wire, gzip_bomb):
+    assert len(gzip_bomb) < limits.MAX_BODY_BYTES
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+    response = wire.post_raw(
+        "/api/ingest/", gzip_bomb, _json_headers(wire, **{"Content-Encoding": "gzip"})
+    )
+
+    assert response.status_code == 413
+    assert "decompressed" in response.json()["detail"]
+    # The receiver runs in this process: its peak memory must not have grown
+    # by anything like the bomb's 1 GiB (the limit is 20 MiB).
+    if sys.platform.startswith("linux"):
+        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+        assert grown_mib < 200
+
+
+def test_many_small_gzip_members_are_bounded_too(wire):
+    member = gzip.compress(bytes(1 << 20))
+    bomb = member * (limits.MAX_DECOMPRESSED_BYTES // (1 << 20) + 1)
+    response = wire.post_raw(
+        "/api/ingest/", bomb, _json_headers(wire, **{"Content-Encoding": "gzip"})
+    )
+    assert response.status_code == 413
+
+
+def test_concatenated_gzip_members_are_one_body(wire):
+    text = json.dumps(wire.payload(wire.block("c", wire.button_span()))).encode()
+    body = gzip.compress(text[:10]) + gzip.compress(text[10:])
+    response = wire.post_raw(
+        "/api/ingest/", body, _json_headers(wire, **{"Content-Encoding": "gzip"})
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["clicks_stored"] == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"this is not gzip", id="not-gzip"),
+        pytest.param(gzip.compress(b'{"conversations": []}')[:-6], id="truncated"),
+        pytest.param(gzip.compress(b'{"conversations": []}') + b"garbage", id="trailing-garbage"),
+        pytest.param(b"", id="empty"),
+        pytest.param(
+            (lambda g: g[:-8] + bytes([g[-8] ^ 0xFF]) + g[-7:])(gzip.compress(b"{}")),
+            id="bad-crc",
+        ),
+    ],
+)
+def test_malformed_gzip_is_400(wire, body):
+    response = wire.post_raw(
+        "/api/ingest/", body, _json_headers(wire, **{"Content-Encoding": "gzip"})
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"{", id="truncated"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b'{"a": 1} {"b": 2}', id="two-documents"),
+        pytest.param(b'{"a": NaN}', id="nan"),
+        pytest.param(b'{"a": Infinity}', id="infinity"),
+        pytest.param(b"\xff\xfe{}", id="not-utf8"),
+        pytest.param(b"{'a': 1}", id="single-quotes"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/buttons/", "/api/ingest/"])
+def test_malformed_json_is_400(wire, path, body):
+    response = wire.post_raw(path, body, _json_headers(wire))
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(("invalid JSON", "request body is not"))
+
+
+@pytest.mark.parametrize("depth", [limits.MAX_JSON_DEPTH + 1, 5000, 200_000])
+@pytest.mark.parametrize("path", ["/api/buttons/", "/api/ingest/"])
+def test_deep_nesting_is_400(wire, path, depth):
+    body = b'{"metadata": ' + b"[" * depth + b"]" * depth + b"}"
+    response = wire.post_raw(path, body, _json_headers(wire))
+    assert response.status_code == 400
+    assert "nesting" in response.json()["detail"]
+
+
+def test_deep_nesting_hidden_in_a_gzip_body_is_400(wire):
+    body = gzip.compress(b"[" * 100_000)
+    response = wire.post_raw(
+        "/api/ingest/", body, _json_headers(wire, **{"Content-Encoding": "gzip"})
+    )
+    assert response.status_code == 400
+
+
+def test_nesting_at_the_limit_is_fine(wire):
+    metadata: Any = {}
+    for _ in range(limits.MAX_JSON_DEPTH - 2):  # body object and metadata are two levels
+        metadata = {"k": metadata}
+    # One more level would be too deep: the innermost {} counts too.
+    response = wire.post_buttons(wire.button_body(metadata={"m": metadata}))
+    assert response.status_code == 400
+    response = wire.post_buttons(wire.button_body(metadata=metadata))
+    assert response.status_code == 201, response.text
+
+
+def test_a_400_leaves_the_connection_usable(wire):
+    assert wire.post_raw("/api/ingest/", b"{", _json_headers(wire)).status_code == 400
+    assert wire.post_ingest(wire.payload()).status_code == 200
+
+
+# --- the depth scan itself ------------------------------------------------------
+
+
+def _reference_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_reference_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_reference_depth(v) for v in value), default=0)
+    return 0
+
+
+_TRICKY_TEXT = st.text(
+    alphabet=st.sampled_from(list('[]{}"\\/ abnrtu\u00e9\u2603\n\t')) | st.characters(),
+    max_size=12,
+)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TRICKY_TEXT,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_TRICKY_TEXT, children, max_size=4)
+    ),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_JSON, max_depth=st.integers(min_value=0, max_value=8), ascii_only=st.booleans())
+def test_depth_scan_matches_a_reference(value, max_depth, ascii_only):
+    text = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    expected = _reference_depth(value) > max_depth
+    assert limits.json_depth_exceeds(text, max_depth) is expected
+    # Padding past the small-input shortcut takes the full scan.
+    padded = text + b" " * 5000
+    assert limits.json_depth_exceeds(padded, max_depth) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        (b'["\\\\"]', False),
+        (b'["\\\\\\"[[[[[["]', False),
+        (b'["\\"", [[[[["\\u005b"]]]]]]', True),
+        (b'{"a": "]]]]]]]]]]"}' + b"[" * 6, True),
+        (b'"' + b"[" * 10 + b'"', False),
+    ],
+)
+def test_depth_scan_handles_escapes(text, deep):
+    assert limits.json_depth_exceeds(text, 5) is deep
+    assert limits.json_depth_exceeds(text + b" " * 5000, 5) is deep
+
+
+def test_gunzip_refuses_past_the_limit_without_inflating_everything(gzip_bomb):
+    with pytest.raises(limits.BodyTooLarge):
+        limits.gunzip(gzip_bomb, 1 << 20)
+
+
+def test_decompress_identity_is_bounded_too():
+    assert limits.decompress(b"abc", None, 3) == b"abc"
+    assert limits.decompress(b"abc", "identity", 3) == b"abc"
+    with pytest.raises(limits.BodyTooLarge):
+        limits.decompress(b"abcd", "", 3)
+    with pytest.raises(limits.UnsupportedEncoding):
+        limits.decompress(b"abc", "br", 3)
