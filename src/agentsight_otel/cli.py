@@ -8,6 +8,7 @@ need the ``[server]`` extra, and a plain install must still be able to run
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -47,6 +48,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="fault injection, e.g. 429:0.5, 500:0.2, stall:0.1 (repeatable)",
     )
+    bridge = sub.add_parser(
+        "bridge",
+        help="receive OTLP/HTTP traces (e.g. from a Collector) and deliver their clicks",
+    )
+    bridge.add_argument("--host", default="127.0.0.1")
+    bridge.add_argument("--port", type=int, default=4319)
+    bridge.add_argument("--endpoint", default=None, help="AgentSight base URL (else env)")
+    bridge.add_argument("--api-key", default=None, help="AgentSight key (else AGENTSIGHT_API_KEY)")
+    bridge.add_argument("--api", choices=["ingest", "buttons"], default=None)
+    bridge.add_argument("--spool", default=None, help="spool path (default: see README)")
+    bridge.add_argument(
+        "--no-spool", action="store_true", help="memory only: a 200 no longer means on disk"
+    )
+    bridge.add_argument(
+        "--token",
+        default=os.environ.get("AGENTSIGHT_BRIDGE_TOKEN"),
+        help="bearer token senders must present (default: AGENTSIGHT_BRIDGE_TOKEN)",
+    )
+    bridge.add_argument("--max-backlog", type=int, default=200_000, metavar="CLICKS")
+    bridge.add_argument(
+        "--insecure", action="store_true", help="allow the key over plain http to other hosts"
+    )
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the reference page's examples through the real exporter into a local receiver",
+    )
+    demo.add_argument("--db", default=None, help="SQLite path to keep (default: a temp file)")
     return parser
 
 
@@ -62,6 +91,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ImportError as exc:
             return _missing_extra(exc)
         return int(serve_from_args(args))
+    if args.command == "bridge":
+        try:
+            from agentsight_otel.server.bridge import bridge_from_args
+        except ImportError as exc:
+            return _missing_extra(exc)
+        return int(bridge_from_args(args))
+    if args.command == "demo":
+        try:
+            from agentsight_otel.demo import run_demo
+        except ImportError as exc:
+            return _missing_extra(exc)
+        return int(run_demo(args.db))
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guards this
 
 

@@ -165,15 +165,17 @@ class AgentSightSpanExporter(SpanExporter):
         self._spool_backoff = 0.0
         self._spool_not_before = 0.0
         self._transport = (
-            Transport(self._settings, self._stop) if self._settings is not None else None
+            Transport(self._settings, self._stop, lambda: self._close_deadline)
+            if self._settings is not None
+            else None
         )
 
     def _after_fork_in_child(self) -> None:
-        parent_transport = self._transport
+        # Everything is rebuilt, including a new HTTP session: a pooled socket
+        # shared with the parent would interleave two processes' requests.
+        # The parent's session is dropped, not closed (its sockets are the
+        # parent's too).
         self._init_runtime()
-        if parent_transport is not None:
-            parent_transport.reset_after_fork()
-            self._transport = parent_transport
 
     def __repr__(self) -> str:
         if self._settings is None:
@@ -236,6 +238,50 @@ class AgentSightSpanExporter(SpanExporter):
                 self._start_worker()
             self._cond.notify()
         return True
+
+    def accept(self, records: List[ClickRecord]) -> bool:
+        """Take records for delivery, durably when there is a spool (the OTLP bridge).
+
+        With a spool the records are on disk when this returns True, so a
+        sender may consider them delivered; without one they are queued in
+        memory, as ``offer`` does. False means refused (full, disabled, shut
+        down): the sender should retry later. Does I/O: not for the
+        application's request path.
+        """
+        if self._settings is None or self._closed or not records:
+            return self._settings is not None and not self._closed
+        if self._spool is None:
+            return self.offer(list(records), len(records))
+        with self._cond:
+            if self._closing:
+                return False
+            self._counters["submitted"] += len(records)
+        dropped = self._spool.put(records)
+        if dropped:
+            self._counters["spool_dropped"] += dropped
+            self._warn.warning(
+                "spool-full",
+                "AgentSight spool is full (%d clicks, drop policy %r); refused %d click(s)",
+                self._spool.max_clicks,
+                self._spool.drop_policy,
+                dropped,
+            )
+        with self._cond:
+            if self._worker is None:
+                self._start_worker()
+            self._cond.notify()
+        return dropped == 0
+
+    def backlog(self) -> int:
+        """Clicks accepted but not yet delivered (queued in memory plus spooled)."""
+        with self._cond:
+            queued = self._pending_clicks
+        if self._spool is not None:
+            try:
+                return queued + self._spool.size()
+            except Exception:
+                return queued
+        return queued
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Deliver everything queued so far; True if it all arrived in time."""

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set
+from typing import Callable, Dict, List, Optional, Set
 
 import requests
 import tenacity
@@ -123,9 +123,17 @@ def describe_rejection(response: requests.Response) -> tuple[str, List[int]]:
 class Transport:
     """The exporter's HTTP client. Used from one worker thread at a time."""
 
-    def __init__(self, settings: ExporterSettings, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        settings: ExporterSettings,
+        stop: threading.Event,
+        deadline_cap: Optional[Callable[[], float]] = None,
+    ) -> None:
         self._settings = settings
         self._stop = stop
+        #: A later, tighter deadline (a shutdown's) that applies to retries
+        #: already under way, so shutdown is bounded without killing requests.
+        self._cap = deadline_cap or (lambda: float("inf"))
         self._session = self._new_session()
         self._capabilities: Optional[Set[str]] = None
         self._capabilities_checked = -float("inf")
@@ -145,11 +153,6 @@ class Transport:
         )
         session.headers["Authorization"] = "Api-Key " + self._settings.api_key.reveal()
         return session
-
-    def reset_after_fork(self) -> None:
-        # A pooled socket shared with the parent would interleave two
-        # processes' requests on one connection.
-        self._session = self._new_session()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # best effort; nothing to tell anyone
@@ -195,12 +198,13 @@ class Transport:
             headers["Content-Encoding"] = "gzip"
         url = self._settings.url(path)
         attempts = 0
+        cap = self._cap
         last: Optional[_Attempt] = None
 
         def attempt() -> _Attempt:
             nonlocal attempts, last
             attempts += 1
-            remaining = deadline - time.monotonic()
+            remaining = min(deadline, cap()) - time.monotonic()
             timeout = max(0.001, min(self._settings.timeout, remaining))
             last = self._attempt(url, body, headers, timeout)
             return last
@@ -215,7 +219,7 @@ class Transport:
             if self._stop.is_set():
                 return True
             upcoming = state.upcoming_sleep or 0.0
-            return time.monotonic() + upcoming >= deadline
+            return time.monotonic() + upcoming >= min(deadline, cap())
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda a: a.retryable),

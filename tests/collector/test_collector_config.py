@@ -419,7 +419,7 @@ def test_validate_as_shipped_with_env_set(
         "TRACING_BACKEND_ENDPOINT": "tempo.example.invalid:4317",
         "TRACING_BACKEND_INSECURE": "false",
         "AGENTSIGHT_BRIDGE_ENDPOINT": "https://bridge.example.invalid:8443",
-        "AGENTSIGHT_API_KEY": "test-key",
+        "AGENTSIGHT_BRIDGE_TOKEN": "test-key",
     }
     result = run_otelcol("validate", "--config", str(shipped_config), env=env)
     assert result.returncode == 0, result.stderr
@@ -468,7 +468,7 @@ def test_env_vars_are_substituted(run_otelcol: Callable[..., Any], shipped_confi
         "TRACING_BACKEND_ENDPOINT": "tempo.example.invalid:4317",
         "TRACING_BACKEND_INSECURE": "false",
         "AGENTSIGHT_BRIDGE_ENDPOINT": "https://bridge.example.invalid:8443",
-        "AGENTSIGHT_API_KEY": "test-key",
+        "AGENTSIGHT_BRIDGE_TOKEN": "test-key",
     }
     exporters = resolved_config(run_otelcol, shipped_config, env)["exporters"]
     assert exporters[BACKEND_EXPORTER]["endpoint"] == "tempo.example.invalid:4317"
@@ -499,7 +499,7 @@ def test_only_click_spans_reach_the_bridge(
         env={
             "AGENTSIGHT_BRIDGE_ENDPOINT": bridge.endpoint,
             "TRACING_BACKEND_ENDPOINT": f"127.0.0.1:{free_port()}",
-            "AGENTSIGHT_API_KEY": "secret-test-key",
+            "AGENTSIGHT_BRIDGE_TOKEN": "secret-test-key",
         }
     )
     exporter: SpanExporter
@@ -549,7 +549,7 @@ def test_tracing_backend_gets_every_span_unchanged(
 
     wait_until_filtered(collector.metrics_port, sent)
     assert_bridge_got_exactly_the_clicks(bridge, sent)
-    # Without AGENTSIGHT_API_KEY the header is present but carries no key.
+    # Without AGENTSIGHT_BRIDGE_TOKEN the header is present but carries no key.
     assert all(r.headers.get("authorization", "").strip() == "Bearer" for r in bridge.requests)
 
 

@@ -43,21 +43,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
-import signal
-import socket
 import sqlite3
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Callable, Dict, Final, List, Optional, Sequence, TypeVar, Union
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -74,6 +67,14 @@ from agentsight_otel.server.faults import (
     parse_rules,
 )
 from agentsight_otel.server.page import ConversationView, render_page
+from agentsight_otel.server.runner import (
+    DEFAULT_HOST,
+    ServerThread,
+    bind,
+    is_loopback,
+    run_until_stopped,
+    url_of,
+)
 from agentsight_otel.server.store import SOURCE_BUTTONS, SOURCE_INGEST, Store, default_db_path
 from agentsight_otel.server.validation import (
     ENVIRONMENTS,
@@ -85,7 +86,6 @@ from agentsight_otel.server.validation import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8400
 RECEIVER_NAME: Final = "agentsight-otel local receiver"
 CAPABILITIES: Final = ("gzip-ingest",)
@@ -456,93 +456,6 @@ def create_app(
 # --- running it ------------------------------------------------------------
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket; binding it ourselves gives the real port for port 0."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        # Listening now (asyncio would do it at startup) means connections made
-        # as soon as the URL is printed queue up instead of being refused.
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _config(app: Starlette, log_level: str, access_log: bool) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        lifespan="off",
-        log_level=log_level,
-        access_log=access_log,
-        ws="none",
-        # A stalled request (fault injection) must not hold a stop hostage.
-        timeout_graceful_shutdown=3,
-    )
-
-
-class ReceiverThread:
-    """Runs an app under uvicorn on a background thread (tests, demos, benchmarks)."""
-
-    def __init__(
-        self,
-        app: Starlette,
-        host: str = DEFAULT_HOST,
-        port: int = 0,
-        log_level: str = "warning",
-    ) -> None:
-        self._socket = _bind(host, port)
-        self.url = _url(self._socket)
-        self._server = uvicorn.Server(_config(app, log_level, access_log=False))
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="agentsight-otel-receiver",
-            daemon=True,
-        )
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                self._socket.close()
-                raise RuntimeError("the receiver thread exited during startup")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the receiver did not start within {timeout} s")
-            time.sleep(0.01)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._server.force_exit = True
-            self._thread.join(timeout)
-        self._socket.close()
-
-
 @dataclass
 class ReceiverHandle:
     """A receiver running on a background thread; use as a context manager or call stop()."""
@@ -551,7 +464,7 @@ class ReceiverHandle:
     store: Store
     faults: FaultPlan
     api_key: Optional[str]
-    thread: ReceiverThread
+    thread: ServerThread
     app: Starlette
 
     def headers(self, key: Optional[str] = None) -> Dict[str, str]:
@@ -587,7 +500,7 @@ def running_receiver(
     plan = faults if faults is not None else FaultPlan()
     try:
         app = create_app(store, api_key, plan)
-        thread = ReceiverThread(app, host=host, port=port)
+        thread = ServerThread(app, host=host, port=port)
         thread.start()
     except BaseException:
         store.close()
@@ -625,14 +538,14 @@ def serve_from_args(args: Any) -> int:
         err(f"cannot open the database {db_path}: {exc}")
         return 1
     try:
-        sock = _bind(host, port)
+        sock = bind(host, port)
     except OSError as exc:
         store.close()
         err(f"cannot listen on {host}:{port}: {exc}")
         return 1
 
     app = create_app(store, api_key, plan)
-    url = _url(sock)
+    url = url_of(sock)
     print(f"agentsight-otel local receiver (development peer) on {url}/", flush=True)
     print(f"  database: {db_path}", flush=True)
     if api_key:
@@ -641,42 +554,15 @@ def serve_from_args(args: Any) -> int:
         print("  API key:  any key accepted (start with --api-key to require one)", flush=True)
     for rule in plan.rules:
         print(f"  fault:    {rule.spec()}", flush=True)
-    if not _is_loopback(host):
+    if not is_loopback(host):
         print(
             "  warning:  not bound to loopback; the read API and page have no auth",
             file=sys.stderr,
             flush=True,
         )
-    # uvicorn shuts down gracefully on Ctrl-C/SIGTERM and then re-raises the
-    # signal to the previous handler; these handlers turn that into a normal
-    # return (exit 0, store closed) instead of a traceback or a kill.
-    previous = _install_stop_handlers()
     try:
-        uvicorn.Server(_config(app, "info", access_log=True)).run(sockets=[sock])
-    except _Stopped:
-        pass
+        run_until_stopped(app, sock)
     finally:
-        _restore_handlers(previous)
-        sock.close()
         app.state.close()
         store.close()
     return 0
-
-
-class _Stopped(Exception):
-    """Raised by our signal handlers once uvicorn has finished shutting down."""
-
-
-def _raise_stopped(signum: int, frame: Optional[FrameType]) -> None:
-    raise _Stopped(signum)
-
-
-def _install_stop_handlers() -> Dict[int, Any]:
-    if threading.current_thread() is not threading.main_thread():
-        return {}  # only the main thread may set handlers; uvicorn skips them too
-    return {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-
-def _restore_handlers(previous: Dict[int, Any]) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)

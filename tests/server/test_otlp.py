@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import Tracker
-from agentsight_otel.otlp import (
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.server.otlp import (
     JSON,
     PROTOBUF,
     MalformedOTLP,
@@ -24,7 +25,6 @@ from agentsight_otel.otlp import (
     media_type,
     records_from_request,
 )
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.translate import records_from_spans
 
 

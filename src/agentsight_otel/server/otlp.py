@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.server.limits import json_depth_exceeds
 from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
 
 PROTOBUF = "application/x-protobuf"
@@ -53,29 +54,6 @@ def media_type(content_type: str | None) -> str | None:
         return None
     base = content_type.split(";", 1)[0].strip().lower()
     return base if base in (PROTOBUF, JSON) else None
-
-
-def _json_depth_ok(text: str, limit: int) -> bool:
-    depth = 0
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return False
-        elif char in "]}":
-            depth -= 1
-    return True
 
 
 _ID_KEYS = {"traceId": 16, "spanId": 8, "parentSpanId": 8, "trace_id": 16, "span_id": 8,
@@ -118,7 +96,7 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedOTLP("JSON body is not UTF-8") from None
-    if not _json_depth_ok(text, MAX_JSON_DEPTH):
+    if json_depth_exceeds(body, MAX_JSON_DEPTH):
         raise MalformedOTLP(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         document = json.loads(text)

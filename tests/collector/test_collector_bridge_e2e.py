@@ -1,0 +1,162 @@
+"""End to end with the real Collector running the shipped collector-config.yaml:
+
+application (stock OTLPSpanExporter) -> Collector -> agentsight-otel bridge
+-> local receiver. Every click arrives exactly once, with its trace id;
+spans without clicks never reach the bridge.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import requests
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from agentsight_otel import AgentSightSpanExporter, Tracker
+from agentsight_otel.server.bridge import create_bridge_app
+from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
+from agentsight_otel.server.runner import ServerThread
+
+KEY = "e2e-key"
+TOKEN = "collector-to-bridge"
+pytestmark = [pytest.mark.collector, pytest.mark.timeout(900)]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+class Pipeline:
+    def __init__(self, tmp_path: Path) -> None:
+        self.receiver: ReceiverHandle = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
+        self.exporter = AgentSightSpanExporter(
+            api_key=KEY, endpoint=self.receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
+        )
+        self.bridge_app = create_bridge_app(self.exporter, token=TOKEN)
+        self.bridge = ServerThread(self.bridge_app)
+        self.bridge.start()
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.exporter.shutdown()
+        self.receiver.stop()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    running = Pipeline(tmp_path)
+    yield running
+    running.stop()
+
+
+def run_application(exporter: Any, clicks_per_kind: int = 5) -> list[dict[str, Any]]:
+    provider = TracerProvider(resource=Resource.create({"service.name": "e2e-agent"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("e2e")
+    tracker = Tracker("conv-e2e", tracer_provider=provider)
+    sent = []
+    for n in range(clicks_per_kind):
+        with tracer.start_as_current_span(f"POST /chat {n}"):  # click on the request span
+            sent.append(tracker.track_button("contact_human_agent", f"Create ticket {n}", "t"))
+            with tracer.start_as_current_span("llm.call") as llm:  # no click
+                llm.add_event("gen_ai.content.prompt", {"text": "hello"})
+        with tracer.start_as_current_span(f"GET /health {n}"):  # no click
+            pass
+        # No current span: the click gets its own agentsight.button span.
+        sent.append(
+            tracker.track_button(
+                "product_selection", f"Add {n}", f"p{n}", metadata={"price": 9.5 + n}
+            )
+        )
+    assert provider.force_flush(30_000)
+    provider.shutdown()
+    return sent
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_every_click_arrives_once_through_the_collector(
+    start_collector: Callable[..., Any], pipeline: Pipeline, protocol: str
+) -> None:
+    collector = start_collector(
+        env={
+            "AGENTSIGHT_BRIDGE_ENDPOINT": pipeline.bridge.url,
+            "AGENTSIGHT_BRIDGE_TOKEN": TOKEN,
+        }
+    )
+    exporter = (
+        OTLPSpanExporter(endpoint=collector.http_traces_url)
+        if protocol == "http/protobuf"
+        else GrpcSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)
+    )
+    sent = run_application(exporter)
+
+    def all_stored() -> bool:
+        pipeline.exporter.force_flush(2_000)
+        return pipeline.receiver.store.count_clicks() >= len(sent)
+
+    wait_for(all_stored, 60, f"{len(sent)} clicks at the receiver")
+    stored: dict[str, Any] = {}
+    body = requests.get(
+        f"{pipeline.receiver.url}/api/conversations/conv-e2e/buttons/", timeout=5
+    ).json()
+    for group in body["button_events"]:
+        for click in group["clicks"]:
+            assert click["click_id"] not in stored, "stored twice"
+            stored[click["click_id"]] = click
+    assert set(stored) == {s["click_id"] for s in sent}
+    for s in sent:
+        assert stored[s["click_id"]]["trace_id"] == s["trace_id"]
+        assert stored[s["click_id"]]["span_id"] == s["span_id"]
+    assert pipeline.receiver.store.count_clicks() == len(sent)
+    stats = pipeline.bridge_app.state.stats
+    # Spans without clicks (llm.call, GET /health) never reached the bridge.
+    assert stats["spans_without_clicks"] == 0
+    assert stats["spans"] == len(sent) and stats["clicks"] == len(sent)
+
+
+def test_bridge_restart_loses_nothing(start_collector: Callable[..., Any], tmp_path: Path) -> None:
+    """The bridge is down while the application sends: the Collector's
+    sending queue retries, and once the bridge is up every click arrives."""
+    receiver = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
+    exporter = AgentSightSpanExporter(
+        api_key=KEY, endpoint=receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
+    )
+    app = create_bridge_app(exporter)
+    bridge = ServerThread(app)
+    bridge_url = bridge.url
+    port = int(bridge_url.rsplit(":", 1)[1])
+    bridge.stop()  # reserved the port, now nothing listens there
+    try:
+        collector = start_collector(env={"AGENTSIGHT_BRIDGE_ENDPOINT": bridge_url})
+        sent = run_application(OTLPSpanExporter(endpoint=collector.http_traces_url), 3)
+        wait_for(
+            lambda: "agentsight_bridge" in collector.log() and "retry" in collector.log().lower(),
+            60,
+            "the Collector to retry the bridge",
+        )
+        bridge = ServerThread(create_bridge_app(exporter), port=port)
+        bridge.start()
+
+        def all_stored() -> bool:
+            exporter.force_flush(2_000)
+            return receiver.store.count_clicks() >= len(sent)
+
+        wait_for(all_stored, 90, "every click after the bridge came back")
+        assert sorted(receiver.store.click_ids()) == sorted(s["click_id"] for s in sent)
+    finally:
+        bridge.stop()
+        exporter.shutdown()
+        receiver.stop()
