@@ -398,7 +398,7 @@ class AgentSightSpanExporter(SpanExporter):
         while True:
             try:
                 items, ticket, closing = self._take()
-                ok: Optional[bool] = self._process(items, closing)
+                ok: Optional[bool] = self._process(items, closing, ticket > self._flush_done)
             except Exception as exc:  # keep the worker alive whatever happens
                 self._warn.error("worker-error", "AgentSight exporter worker error: %r", exc)
                 items, ticket, ok = [], self._flush_done, False
@@ -419,7 +419,7 @@ class AgentSightSpanExporter(SpanExporter):
         deadline = time.monotonic() + self._settings.retry_deadline
         return min(deadline, self._close_deadline) if closing else deadline
 
-    def _process(self, items: List[_Item], closing: bool) -> Optional[bool]:
+    def _process(self, items: List[_Item], closing: bool, flushing: bool) -> Optional[bool]:
         records = self._translate(items)
         if self._spool is None:
             if not records:
@@ -446,7 +446,7 @@ class AgentSightSpanExporter(SpanExporter):
                 self._spool.drop_policy,
                 dropped,
             )
-        return self._drain_spool(closing)
+        return self._drain_spool(closing, flushing)
 
     def _translate(self, items: List[_Item]) -> List[ClickRecord]:
         spans = [item for item, _ in items if not isinstance(item, list)]
@@ -467,7 +467,7 @@ class AgentSightSpanExporter(SpanExporter):
                 )
         return records
 
-    def _drain_spool(self, closing: bool) -> Optional[bool]:
+    def _drain_spool(self, closing: bool, flushing: bool = False) -> Optional[bool]:
         """Deliver due spooled clicks, batch by batch, until none is due or one fails.
 
         True: all due clicks delivered; False: a delivery failed or was
@@ -476,7 +476,9 @@ class AgentSightSpanExporter(SpanExporter):
         spool = self._spool
         settings = self._settings
         assert spool is not None and settings is not None
-        if time.monotonic() < self._spool_not_before and not closing:
+        # A flush or a shutdown asks for everything now, backoff or not.
+        urgent = closing or flushing
+        if time.monotonic() < self._spool_not_before and not urgent:
             return False
         all_ok = True
         while not self._stop.is_set():
@@ -485,7 +487,9 @@ class AgentSightSpanExporter(SpanExporter):
                     return None  # unfinished: move new clicks to disk first, then go on
             deadline = self._deadline(closing)
             hold = max(1.0, deadline - time.monotonic()) + settings.timeout + 5.0
-            leased = spool.lease(settings.max_batch_size, hold)
+            # Each batch is acked, rejected-and-acked, or released-and-returned,
+            # so even an urgent pass cannot lease the same click twice.
+            leased = spool.lease(settings.max_batch_size, hold, now_or_later=urgent)
             if not leased:
                 return all_ok
             outcome = self._deliver([r for _, r in leased], deadline)

@@ -157,16 +157,22 @@ class Spool:
                 raise
         return dropped
 
-    def lease(self, limit: int, hold_seconds: float) -> Leased:
-        """Claim up to ``limit`` due clicks, oldest first, for ``hold_seconds``."""
+    def lease(self, limit: int, hold_seconds: float, *, now_or_later: bool = False) -> Leased:
+        """Claim up to ``limit`` due clicks, oldest first, for ``hold_seconds``.
+
+        ``now_or_later`` also takes clicks that were released with a retry
+        time still ahead (a flush asks for everything now), but never clicks
+        another process holds.
+        """
         now = time.time()
         with self._lock:
             conn = self._connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = conn.execute(
-                    "SELECT seq, record FROM clicks WHERE not_before <= ? ORDER BY seq LIMIT ?",
-                    (now, limit),
+                    "SELECT seq, record FROM clicks WHERE not_before <= ? OR (? AND owner IS NULL) "
+                    "ORDER BY seq LIMIT ?",
+                    (now, now_or_later, limit),
                 ).fetchall()
                 if rows:
                     conn.executemany(
