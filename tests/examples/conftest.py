@@ -1,0 +1,59 @@
+"""Fixtures for the example apps: a real local receiver and headless Chromium.
+
+Everything is real and on loopback: the receiver (and each example app, see
+its test) runs under uvicorn on a background thread. Browser tests are
+skipped when Debian's chromium is not installed; Playwright only drives it
+(its own browser downloads are never used).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import pytest
+
+from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
+
+API_KEY = "k"
+
+CHROMIUM = os.environ.get("AGENTSIGHT_OTEL_CHROMIUM") or shutil.which("chromium") or ""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
+    """A real local receiver on a free loopback port, requiring ``API_KEY``."""
+    with running_receiver(tmp_path / "r.sqlite3", api_key=API_KEY) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM or not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    opened = context.new_page()
+    # Only loopback may be contacted: anything else would be an external asset.
+    outside: List[str] = []
+    opened.on(
+        "request",
+        lambda r: None if r.url.startswith("http://127.0.0.1:") else outside.append(r.url),
+    )
+    errors: List[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    context.close()
+    assert outside == []
+    assert errors == []
