@@ -168,6 +168,18 @@ def click_attribute(value: AnyValue) -> Any:
     raise InvalidClick(f"attribute of type {which or 'empty'} is not click data")
 
 
+def _click_attributes(key_values: Any) -> Dict[str, Any]:
+    """``click_attribute`` over an event's attributes, strings inlined (most are)."""
+    attributes: Dict[str, Any] = {}
+    for kv in key_values:
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":
+            attributes[kv.key] = value.string_value
+        else:
+            attributes[kv.key] = click_attribute(value)
+    return attributes
+
+
 def records_from_request(
     request: ExportTraceServiceRequest,
 ) -> Tuple[List[ClickRecord], int, List[str]]:
@@ -185,6 +197,7 @@ def records_from_request(
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 bad = False
+                trace_hex = span_hex = ""
                 for event in span.events:
                     if event.name != BUTTON_CLICK_EVENT:
                         continue
@@ -195,15 +208,18 @@ def records_from_request(
                             if converted is not None and not isinstance(converted, dict):
                                 resource[kv.key] = converted
                     try:
-                        if len(span.trace_id) != 16 or len(span.span_id) != 8:
-                            raise InvalidClick("span has no valid trace_id/span_id")
-                        attributes = {kv.key: click_attribute(kv.value) for kv in event.attributes}
+                        if not trace_hex:
+                            if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                                raise InvalidClick("span has no valid trace_id/span_id")
+                            trace_hex = binascii.hexlify(span.trace_id).decode("ascii")
+                            span_hex = binascii.hexlify(span.span_id).decode("ascii")
+                        attributes = _click_attributes(event.attributes)
                         records.append(
                             record_from_event(
                                 attributes,
                                 event.time_unix_nano or span.end_time_unix_nano,
-                                binascii.hexlify(span.trace_id).decode("ascii"),
-                                binascii.hexlify(span.span_id).decode("ascii"),
+                                trace_hex,
+                                span_hex,
                                 resource,
                             )
                         )

@@ -1,0 +1,83 @@
+"""Bridge throughput: OTLP protobuf in -> AgentSight ingest bodies out, on one core.
+
+    python bench/bridge.py [--clicks 20000] [--rounds 5]
+
+Side by side in one run, on the same clicks:
+
+* bridge: ``decode_request`` (opentelemetry-proto) + ``records_from_request``
+  + ``encode_ingest``, from the OTLP protobuf bytes the stock exporter would
+  send for the application's spans;
+* direct: ``records_from_spans`` + ``encode_ingest`` on the SDK spans
+  themselves (what the direct exporter does).
+
+The ratio is the cost of the OTLP hop. Target (issue 5): >= 50,000 clicks/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from agentsight_otel.server.otlp import PROTOBUF, decode_request, records_from_request
+from agentsight_otel.translate import encode_ingest, records_from_spans
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from translate import our_spans
+
+
+def cpu_rate(work: Callable[[], int]) -> float:
+    start = time.process_time()
+    clicks = work()
+    return clicks / (time.process_time() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    spans = our_spans(args.clicks)
+    body = encode_spans(spans).SerializeToString()
+
+    def bridge() -> int:
+        records, rejected, _ = records_from_request(decode_request(body, PROTOBUF))
+        assert rejected == 0
+        encode_ingest(records, "production")
+        return len(records)
+
+    def direct() -> int:
+        records, _ = records_from_spans(spans)
+        encode_ingest(records, "production")
+        return len(records)
+
+    candidates = {"direct exporter": direct, "bridge (OTLP protobuf)": bridge}
+    results: Dict[str, List[float]] = {name: [] for name in candidates}
+    for _ in range(args.rounds):
+        for name, work in candidates.items():
+            results[name].append(cpu_rate(work))
+    rates = {name: statistics.median(values) for name, values in results.items()}
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}")
+    print(
+        f"{args.clicks} clicks ({len(body) / args.clicks:.0f} OTLP bytes/click), "
+        f"{args.rounds} rounds, median clicks per CPU-second"
+    )
+    for name, value in rates.items():
+        print(f"{name:26} {value:10,.0f} clicks/s")
+    hop = rates["direct exporter"] / rates["bridge (OTLP protobuf)"]
+    print(
+        f"bridge: {rates['bridge (OTLP protobuf)']:,.0f} clicks/s (target >= 50,000); "
+        f"the OTLP hop costs {hop:.2f}x the direct path"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
