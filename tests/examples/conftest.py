@@ -8,8 +8,6 @@ skipped when Debian's chromium is not installed; Playwright only drives it
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterator, List
 
@@ -19,26 +17,12 @@ from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 
 API_KEY = "k"
 
-CHROMIUM = os.environ.get("AGENTSIGHT_OTEL_CHROMIUM") or shutil.which("chromium") or ""
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
     """A real local receiver on a free loopback port, requiring ``API_KEY``."""
     with running_receiver(tmp_path / "r.sqlite3", api_key=API_KEY) as handle:
         yield handle
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM or not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
-import json
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import requests
-from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -26,6 +23,8 @@ from agentsight_otel import AgentSightSpanExporter, Tracker
 from agentsight_otel.server.bridge import MAX_OTLP_BODY_BYTES, create_bridge_app
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 from agentsight_otel.server.runner import ServerThread
+
+from test_otlp import otlp_json
 
 KEY = "bridge-test-key"
 PB = {"Content-Type": "application/x-protobuf"}
@@ -120,28 +119,10 @@ def test_stock_otlp_exporter_protobuf(
     assert bridge.stats["clicks"] == 3 and bridge.stats["spans"] == 6
 
 
-def _otlp_json(spans: Any) -> bytes:
-    document = json_format.MessageToDict(encode_spans(spans))
-
-    def hexify(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("traceId", "spanId", "parentSpanId") and value:
-                    node[key] = base64.b64decode(value).hex()
-                else:
-                    hexify(value)
-        elif isinstance(node, list):
-            for item in node:
-                hexify(item)
-
-    hexify(document)
-    return json.dumps(document).encode()
-
-
 @pytest.mark.parametrize("gzipped", [False, True])
 def test_otlp_json(receiver: ReceiverHandle, bridge: Bridge, gzipped: bool) -> None:
     spans, sent = application_spans()
-    body = _otlp_json(spans)
+    body = otlp_json(spans)
     headers = {"Content-Type": "application/json"}
     if gzipped:
         body, headers["Content-Encoding"] = gzip.compress(body), "gzip"

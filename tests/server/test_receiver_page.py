@@ -7,29 +7,11 @@ only the driver here: its own browser downloads are never used.
 
 from __future__ import annotations
 
-import os
-import shutil
-from typing import Iterator
-
 import pytest
 
 from agentsight_otel import semconv
 
-CHROMIUM = os.environ.get("AGENTSIGHT_OTEL_CHROMIUM") or shutil.which("chromium") or ""
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
 INJECTION = "<script>window.__pwned = 1</script><b>bold</b>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM or not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
