@@ -22,6 +22,7 @@ import zlib
 from itertools import accumulate
 from typing import Any, Final, List, Optional, Union
 
+import orjson
 from starlette.requests import Request
 
 #: Largest request body accepted on the wire (compressed size, when gzipped).
@@ -242,7 +243,12 @@ def parse_json(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) -> Any:
         except UnicodeDecodeError:
             raise MalformedBody("request body is not valid UTF-8") from None
     try:
-        return JSON_DECODER.decode(text)
+        # orjson (server extra) parses 3-4x faster than the stdlib and is just as
+        # strict (no NaN/Infinity); it also refuses integers beyond 64 bits,
+        # which no AgentSight field can hold anyway.
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"invalid JSON: {exc}") from None
     except RecursionError:  # belt and braces: the pre-scan should make this unreachable
         raise MalformedBody(f"JSON nesting exceeds the limit of {max_depth} levels") from None
     except ValueError as exc:
