@@ -121,7 +121,7 @@ def describe_rejection(response: requests.Response) -> tuple[str, List[int]]:
 
 
 class Transport:
-    """The exporter's HTTP client. Used from one worker thread at a time."""
+    """The exporter's HTTP client: the worker thread, and the buttons API's pool."""
 
     def __init__(
         self,
@@ -141,7 +141,7 @@ class Transport:
     def _new_session(self) -> requests.Session:
         session = requests.Session()
         # Retries are ours (below), not urllib3's: one policy, one deadline.
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=4, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=8, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers.update(
