@@ -121,25 +121,25 @@ def _leaf(walk: _Walk, path: str, value: Any, depth: int) -> None:
     kind = type(value)
     if kind is str:
         _check_text(path, value)
-        walk.count(path, len(path) + len(value))
+        walk.count(path, len(value))
         walk.out[METADATA_PREFIX + path] = value
     elif kind is bool:
-        walk.count(path, len(path))
+        walk.count(path, 0)
         walk.out[METADATA_PREFIX + path] = value
     elif kind is int:
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise InvalidButtonError(
                 _shown(path), "integers must fit in 64 bits (OTLP's integer type)"
             )
-        walk.count(path, len(path))
+        walk.count(path, 0)
         walk.out[METADATA_PREFIX + path] = value
     elif kind is float:
         if not math.isfinite(value):
             raise InvalidButtonError(_shown(path), "NaN and infinities are not valid JSON")
-        walk.count(path, len(path))
+        walk.count(path, 0)
         walk.out[METADATA_PREFIX + path] = value
     elif value is None:
-        walk.count(path, len(path))
+        walk.count(path, 0)
         walk.nulls.append(path)
     elif isinstance(value, Mapping):
         _mapping(walk, path, value, depth + 1)
@@ -168,7 +168,7 @@ def _mapping(walk: _Walk, path: str, value: Mapping[Any, Any], depth: int) -> No
     root = depth == 1  # the root has no path segment; a key "" at the root does
     if not value:
         if not root:
-            walk.count(path, len(path))
+            walk.count(path, 0)
             walk.empty_objects.append(path)
     else:
         prefix = "" if root else path + "."
@@ -178,6 +178,7 @@ def _mapping(walk: _Walk, path: str, value: Mapping[Any, Any], depth: int) -> No
                     _shown(path), f"keys must be strings, got {type(key).__name__} {key!r}"
                 )
             _check_text(path, key)
+            walk.chars += len(key)  # each key once, however many values sit below it
             _leaf(walk, prefix + escape_key(key), item, depth)
     walk.ancestors.discard(id(value))
 
@@ -186,7 +187,7 @@ def _sequence(walk: _Walk, path: str, value: Any, depth: int) -> None:
     _enter(walk, path, value, depth)
     items = list(value)
     if not items:
-        walk.count(path, len(path))
+        walk.count(path, 0)
         walk.out[METADATA_PREFIX + path] = ()
     elif _homogeneous_primitive(items):
         for index, item in enumerate(items):
@@ -308,6 +309,8 @@ def parse_path(path: str) -> List[_Segment]:
 
 def _place(root: Dict[str, Any], path: str, value: Any) -> None:
     segments = parse_path(path)
+    if len(segments) > MAX_DEPTH:
+        raise ValueError(f"metadata path {path[:80]!r} is nested deeper than {MAX_DEPTH} levels")
     node: Dict[Any, Any] = root
     for position, (is_index, key) in enumerate(segments):
         if is_index != isinstance(node, _IndexMap):
@@ -373,7 +376,10 @@ def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
             return flat
     compact = attributes.get(JSON_KEY)
     if isinstance(compact, str):
-        loaded = json.loads(compact)
+        try:
+            loaded = json.loads(compact)
+        except RecursionError:
+            raise ValueError("compact metadata is nested too deeply") from None
         if not isinstance(loaded, dict):
             raise ValueError("compact metadata is not a JSON object")
         return loaded
@@ -384,8 +390,10 @@ def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
             if isinstance(value, (tuple, list)):
                 value = list(value)
             _place(root, key[prefix_len:], value)
-    for path in attributes.get(NULLS_KEY) or ():
-        _place(root, path, None)
-    for path in attributes.get(EMPTY_OBJECTS_KEY) or ():
-        _place(root, path, {})
+    for key, marker in ((NULLS_KEY, None), (EMPTY_OBJECTS_KEY, {})):
+        paths = attributes.get(key) or ()
+        if not isinstance(paths, (tuple, list)) or not all(type(p) is str for p in paths):
+            raise TypeError(f"{key} must be a list of path strings")
+        for path in paths:
+            _place(root, path, {} if marker is not None else None)
     return _finish(root)  # type: ignore[no-any-return]

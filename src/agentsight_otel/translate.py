@@ -13,6 +13,7 @@ import json
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from agentsight_otel import metadata as _metadata
+from agentsight_otel.errors import InvalidButtonError
 from agentsight_otel.semconv import (
     BUTTON_CLICK_EVENT,
     BUTTON_EVENT,
@@ -115,8 +116,26 @@ def record_from_event(
     ):
         for key in (CLICK_ID, BUTTON_EVENT, BUTTON_LABEL, BUTTON_VALUE, CONVERSATION_ID):
             _text(attributes, key)
+    if not (
+        click_id.isascii()
+        and event.isascii()
+        and label.isascii()
+        and value.isascii()
+        and conversation_id.isascii()
+    ):
+        for key in (CLICK_ID, BUTTON_EVENT, BUTTON_LABEL, BUTTON_VALUE, CONVERSATION_ID):
+            try:
+                attributes[key].encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidClick(f"{key} is not valid Unicode text") from None
     try:
         metadata = _metadata.unflatten(attributes)
+        # The same rules track_button enforces (no NaN, no lone surrogates,
+        # bounded size and depth...): events written by hand or arriving over
+        # OTLP must not carry what the JSON on the wire cannot.
+        _metadata.flatten(metadata, {})
+    except InvalidButtonError as exc:
+        raise InvalidClick(f"metadata: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise InvalidClick(f"metadata attributes cannot be decoded: {exc}") from None
     return ClickRecord(

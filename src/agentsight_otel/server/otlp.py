@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from typing import Any, Dict, List, Tuple
 
@@ -29,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.server.limits import json_depth_exceeds
+from agentsight_otel.server.limits import MalformedBody, json_depth_exceeds, strict_loads
 from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
 
 PROTOBUF = "application/x-protobuf"
@@ -99,14 +98,15 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
     if json_depth_exceeds(body, MAX_JSON_DEPTH):
         raise MalformedOTLP(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        document = strict_loads(text)  # refuses lone surrogates, NaN, 1e999, huge ints
+    except MalformedBody as exc:
         raise MalformedOTLP(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise MalformedOTLP("an OTLP/JSON request is a JSON object")
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, RecursionError, SystemError) as exc:
+        # SystemError: protobuf's C extension on strings it cannot encode.
         raise MalformedOTLP(f"not an OTLP trace request: {exc}") from None
     return request
 
@@ -209,7 +209,12 @@ def records_from_request(
                                 resource[kv.key] = converted
                     try:
                         if not trace_hex:
-                            if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                            if (
+                                len(span.trace_id) != 16
+                                or len(span.span_id) != 8
+                                or not any(span.trace_id)
+                                or not any(span.span_id)
+                            ):
                                 raise InvalidClick("span has no valid trace_id/span_id")
                             trace_hex = binascii.hexlify(span.trace_id).decode("ascii")
                             span_hex = binascii.hexlify(span.span_id).decode("ascii")

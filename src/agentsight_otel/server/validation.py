@@ -19,7 +19,7 @@ import re
 from typing import Any, Dict, Final, List, NamedTuple, Optional
 
 from agentsight_otel import semconv
-from agentsight_otel.server.limits import JSON_DECODER, MAX_JSON_DEPTH, MalformedBody, parse_json
+from agentsight_otel.server.limits import MAX_JSON_DEPTH, MalformedBody, parse_json, strict_loads
 from agentsight_otel.server.store import ClickRow, NewClick, epoch_us, parse_timestamp
 
 #: The environment slugs every AgentSight agent is created with; ingest
@@ -65,7 +65,18 @@ class IngestBatch(NamedTuple):
 Errors = Dict[str, List[str]]
 
 
+#: Most fields named per block, and blocks named per 400 answer. A body of a
+#: million bad entries must not cost a million error messages of memory;
+#: the counts past the cap are still reported.
+MAX_REPORTED_ERRORS: Final = 100
+_MORE = "__more__"
+
+
 def _add(errors: Errors, field: str, message: str) -> None:
+    if field not in errors and len(errors) >= MAX_REPORTED_ERRORS:
+        more = errors.setdefault(_MORE, ["0"])
+        more[0] = str(int(more[0]) + 1)
+        return
     errors.setdefault(field, []).append(message)
 
 
@@ -211,6 +222,7 @@ def ingest_clicks(body: Any) -> IngestBatch:
     assert isinstance(blocks, list)
 
     spans_seen = 0
+    hidden_blocks = 0
     rows: List[ClickRow] = []
     bad: List[Dict[str, Any]] = []
     for index, block in enumerate(blocks):
@@ -222,6 +234,9 @@ def ingest_clicks(body: Any) -> IngestBatch:
         errors: Errors = {}
         spans_seen += _ingest_block(block, rows, errors)
         if errors:
+            if len(bad) >= MAX_REPORTED_ERRORS:
+                hidden_blocks += 1
+                continue
             raw_id = block.get("conversation_id") if isinstance(block, dict) else None
             bad.append(
                 {
@@ -234,8 +249,9 @@ def ingest_clicks(body: Any) -> IngestBatch:
         raise ValidationFailed(
             {
                 "detail": (
-                    f"{len(bad)} of {len(blocks)} conversation block(s) are invalid;"
-                    " nothing was stored."
+                    f"{len(bad) + hidden_blocks} of {len(blocks)} conversation block(s) are"
+                    " invalid; nothing was stored."
+                    + (f" The first {len(bad)} are listed." if hidden_blocks else "")
                 ),
                 "conversations": bad,
             }
@@ -492,13 +508,17 @@ def _metadata_string_error(raw: Any) -> Optional[str]:
     # Hot path, once per click: a short compact object, parsed without the
     # whitespace handling of decode(). Anything else takes the full route.
     if raw[:1] == "{" and len(raw) <= 1024 and raw.count("{") + raw.count("[") <= MAX_JSON_DEPTH:
+        # As strict as the body parser (no 1e999, no lone surrogates, no
+        # integers beyond 64 bits): what is stored must read back as JSON.
         try:
-            parsed, end = JSON_DECODER.raw_decode(raw)
-        except (ValueError, MalformedBody):
-            pass
-        else:
-            if end == len(raw) and type(parsed) is dict:
-                return None
+            parsed = strict_loads(raw)
+        except MalformedBody as exc:
+            return f"Expected a JSON string holding an object: {exc}"
+        return (
+            None
+            if type(parsed) is dict
+            else (f"Expected a JSON string holding an object, got {_kind(parsed)}.")
+        )
     try:
         parsed = parse_json(raw)
     except MalformedBody as exc:
