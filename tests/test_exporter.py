@@ -299,3 +299,25 @@ def test_forked_child_starts_clean_and_parent_clicks_are_sent_once(
     for click in parent_clicks + child_clicks:
         assert delivered.count(click) == 1, click
     assert not set(parent_clicks) & set(child_clicks)
+
+
+def test_clicks_reach_the_spool_while_a_delivery_is_being_retried(
+    agentsight_server: ScriptedServer, make_exporter: Any, tmp_path: Any
+) -> None:
+    # Found by the soak: with one thread, clicks handed over during a long
+    # retry stayed in memory, and a kill -9 then lost them despite the spool.
+    agentsight_server.script = lambda request: Reply(503)
+    app = App(make_exporter(retry_deadline=60.0, spool_path=str(tmp_path / "spool.db")))
+    app.clicks(1)
+    deadline = time.monotonic() + 5
+    while not agentsight_server.posts() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert agentsight_server.posts(), "the first delivery has started (and is being retried)"
+    app.clicks(100)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        stats = app.exporter.statistics()
+        if stats["queued"] == 0 and stats["spooled"] == 101:
+            break
+        time.sleep(0.02)
+    assert (stats["queued"], stats["spooled"]) == (0, 101), stats

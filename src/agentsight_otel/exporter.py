@@ -156,7 +156,12 @@ class AgentSightSpanExporter(SpanExporter):
         self._cond = threading.Condition()
         self._pending: Deque[_Item] = deque()
         self._pending_clicks = 0
+        #: Clicks the spooler has taken off the queue but not yet committed.
+        self._spooling = 0
         self._worker: Optional[threading.Thread] = None
+        #: With a spool, a second thread moves queued clicks to disk, so a
+        #: delivery being retried never holds new clicks in memory.
+        self._spooler: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._closing = False
         self._close_deadline = float("inf")
@@ -279,7 +284,7 @@ class AgentSightSpanExporter(SpanExporter):
     def backlog(self) -> int:
         """Clicks accepted but not yet delivered (queued in memory plus spooled)."""
         with self._cond:
-            queued = self._pending_clicks
+            queued = self._pending_clicks + self._spooling
         if self._spool is not None:
             try:
                 return queued + self._spool.size()
@@ -319,6 +324,9 @@ class AgentSightSpanExporter(SpanExporter):
             worker = self._worker
             self._cond.notify_all()
         self._closed = True
+        spooler = self._spooler
+        if spooler is not None:
+            spooler.join(max(0.0, deadline - time.monotonic()))
         if worker is not None:
             # Leave a sliver of the budget so an in-flight request's own
             # timeout (capped to the deadline) can end before we stop waiting.
@@ -350,7 +358,7 @@ class AgentSightSpanExporter(SpanExporter):
         """Counters since start: submitted, delivered, rejected, dropped_*, ..."""
         with self._cond:
             stats = dict(self._counters)
-            stats["queued"] = self._pending_clicks
+            stats["queued"] = self._pending_clicks + self._spooling
         if self._spool is not None:
             try:
                 stats["spooled"] = self._spool.size()
@@ -363,11 +371,59 @@ class AgentSightSpanExporter(SpanExporter):
     def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._run, name="agentsight-exporter", daemon=True)
         self._worker.start()
+        if self._spool is not None:
+            self._spooler = threading.Thread(
+                target=self._run_spooler, name="agentsight-spooler", daemon=True
+            )
+            self._spooler.start()
+
+    def _run_spooler(self) -> None:
+        """Move queued clicks to the spool as soon as they arrive (spool mode)."""
+        settings, spool = self._settings, self._spool
+        assert settings is not None and spool is not None
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    self._cond.notify_all()
+                    return
+                items: List[_Item] = []
+                taken = 0
+                while self._pending and taken < settings.max_batch_size:
+                    item, clicks = self._pending.popleft()
+                    items.append((item, clicks))
+                    taken += clicks
+                self._pending_clicks -= taken
+                self._spooling += taken
+            try:
+                self._spool_records(self._translate(items))
+            except Exception as exc:  # keep the spooler alive whatever happens
+                self._warn.error("spooler-error", "AgentSight spooler error: %r", exc)
+            finally:
+                with self._cond:
+                    self._spooling -= taken
+                    self._cond.notify_all()
+
+    def _spool_records(self, records: List[ClickRecord]) -> None:
+        assert self._spool is not None
+        dropped = self._spool.put(records)
+        if dropped:
+            self._counters["spool_dropped"] += dropped
+            self._warn.warning(
+                "spool-full",
+                "AgentSight spool is full (%d clicks, drop policy %r); dropped %d click(s)",
+                self._spool.max_clicks,
+                self._spool.drop_policy,
+                dropped,
+            )
 
     def _take(self) -> Tuple[List[_Item], int, bool]:
         """Wait for work; returns (items, flush ticket to honour, closing)."""
         settings = self._settings
         assert settings is not None
+        if self._spool is not None:
+            return self._take_spooled()
         with self._cond:
             while True:
                 if self._pending or self._closing or self._flush_asked > self._flush_done:
@@ -388,6 +444,27 @@ class AgentSightSpanExporter(SpanExporter):
             self._pending_clicks -= taken
             ticket = self._flush_asked if not self._pending else self._flush_done
             return items, ticket, self._closing
+
+    def _take_spooled(self) -> Tuple[List[_Item], int, bool]:
+        """Spool mode: wait until spooled clicks are due, or a flush or shutdown.
+
+        A flush (or shutdown) first waits for the spooler to commit what was
+        queued before it, so that the pass it triggers covers those clicks.
+        """
+        with self._cond:
+            while True:
+                spooling = bool(self._pending) or self._spooling > 0
+                urgent = self._closing or self._flush_asked > self._flush_done
+                if urgent and (not spooling or time.monotonic() >= self._close_deadline):
+                    break
+                wait: Optional[float] = 0.05  # the spooler is committing: look again soon
+                if not urgent:
+                    due = self._spool_wait()
+                    if due is not None and due <= 0:
+                        break
+                    wait = None if due is None else min(due, 5.0)
+                self._cond.wait(wait)
+            return [], self._flush_asked, self._closing
 
     def _spool_wait(self) -> Optional[float]:
         assert self._spool is not None
@@ -442,16 +519,8 @@ class AgentSightSpanExporter(SpanExporter):
                     outcome["detail"],
                 )
             return not failed and not outcome["rejected"]
-        dropped = self._spool.put(records)
-        if dropped:
-            self._counters["spool_dropped"] += dropped
-            self._warn.warning(
-                "spool-full",
-                "AgentSight spool is full (%d clicks, drop policy %r); dropped %d click(s)",
-                self._spool.max_clicks,
-                self._spool.drop_policy,
-                dropped,
-            )
+        if records:  # the spooler normally does this; kept for a direct call
+            self._spool_records(records)
         return self._drain_spool(closing, flushing)
 
     def _translate(self, items: List[_Item]) -> List[ClickRecord]:
@@ -476,8 +545,7 @@ class AgentSightSpanExporter(SpanExporter):
     def _drain_spool(self, closing: bool, flushing: bool = False) -> Optional[bool]:
         """Deliver due spooled clicks, batch by batch, until none is due or one fails.
 
-        True: all due clicks delivered; False: a delivery failed or was
-        rejected; None: interrupted by newly queued clicks (a flush waits on).
+        True: all due clicks delivered; False: a delivery failed or was rejected.
         """
         spool = self._spool
         settings = self._settings
@@ -488,9 +556,6 @@ class AgentSightSpanExporter(SpanExporter):
             return False
         all_ok = True
         while not self._stop.is_set():
-            with self._cond:
-                if self._pending and not closing:
-                    return None  # unfinished: move new clicks to disk first, then go on
             deadline = self._deadline(closing)
             hold = max(1.0, deadline - time.monotonic()) + settings.timeout + 5.0
             # Each batch is acked, rejected-and-acked, or released-and-returned,
