@@ -24,7 +24,7 @@ import time
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -56,6 +56,8 @@ DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5_000
 #: Spool retry pause after a failed delivery: doubling from 1 s to 60 s.
 _SPOOL_BACKOFF_MIN = 1.0
 _SPOOL_BACKOFF_MAX = 60.0
+#: How long the worker waits for a batch to fill before sending it.
+BATCH_LINGER_SECONDS = 0.1
 #: Concurrent requests for the one-click-per-request ``buttons`` API.
 BUTTONS_CONCURRENCY = 8
 #: Auth failures keep spooled clicks (a fixed key delivers them) but pause.
@@ -435,6 +437,7 @@ class AgentSightSpanExporter(SpanExporter):
                         break
                     wait = due
                 self._cond.wait(wait if wait is None else min(wait, 5.0))
+            self._linger(lambda: self._pending_clicks >= settings.max_batch_size)
             items: List[_Item] = []
             taken = 0
             while self._pending and taken < settings.max_batch_size:
@@ -464,7 +467,23 @@ class AgentSightSpanExporter(SpanExporter):
                         break
                     wait = None if due is None else min(due, 5.0)
                 self._cond.wait(wait)
+            self._linger(lambda: False)
             return [], self._flush_asked, self._closing
+
+    def _linger(self, full: Callable[[], bool]) -> None:
+        """Wait up to BATCH_LINGER_SECONDS for a batch to fill (lock held).
+
+        Sending whatever is pending the moment the worker wakes made requests
+        of ~4.5 clicks at a steady 667 clicks/s (the soak measured it); a
+        tenth of a second of patience makes them ~15x fuller, for a tenth
+        of a second of delay. A flush or a shutdown does not wait.
+        """
+        end = time.monotonic() + BATCH_LINGER_SECONDS
+        while not full() and not self._closing and self._flush_asked <= self._flush_done:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
 
     def _spool_wait(self) -> Optional[float]:
         assert self._spool is not None
