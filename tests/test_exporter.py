@@ -321,3 +321,24 @@ def test_clicks_reach_the_spool_while_a_delivery_is_being_retried(
             break
         time.sleep(0.02)
     assert (stats["queued"], stats["spooled"]) == (0, 101), stats
+
+
+def test_clicks_left_in_a_spool_are_delivered_without_new_clicks(
+    agentsight_server: ScriptedServer, make_exporter: Any, tmp_path: Any
+) -> None:
+    # Found by the soak: a restarted bridge whose spool held clicks delivered
+    # them only when new clicks arrived, which after a restart may be never.
+    spool = str(tmp_path / "spool.db")
+    agentsight_server.script = lambda request: Reply(503)
+    first = App(make_exporter(retry_deadline=0.2, spool_path=spool))
+    sent = first.clicks(5)
+    assert not first.exporter.force_flush(2_000)
+    first.exporter.shutdown(timeout_millis=500)
+    agentsight_server.script = None
+    agentsight_server.requests.clear()  # from here on every request succeeds
+    second = make_exporter(spool_path=spool)  # no offer, no flush: just started
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and second.statistics()["spooled"]:
+        time.sleep(0.1)
+    assert second.statistics()["spooled"] == 0
+    assert set(sent) <= set(agentsight_server.delivered_click_ids())

@@ -151,6 +151,11 @@ class AgentSightSpanExporter(SpanExporter):
         self._closed = False
         self._init_runtime()
         _after_fork_registry.add(self)
+        if self._spool is not None and self._spool.size() > 0:
+            # Clicks left by an earlier process (a crash, a restart): deliver
+            # them now, not only once this process has clicks of its own.
+            with self._cond:
+                self._start_worker()
 
     # -- runtime state (rebuilt after fork) ----------------------------------
 
