@@ -16,6 +16,7 @@ clicks stay the parent's, so they are sent once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -53,9 +54,9 @@ logger = logging.getLogger("agentsight_otel")
 #: How long ``shutdown()`` may take by default, delivery included. The SDK
 #: calls it from ``atexit``; a hung exit is the complaint this bounds.
 DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5_000
-#: Spool retry pause after a failed delivery: doubling from 1 s to 60 s.
+#: Spool retry pause after a failed delivery: doubling from 1 s to 15 s.
 _SPOOL_BACKOFF_MIN = 1.0
-_SPOOL_BACKOFF_MAX = 60.0
+_SPOOL_BACKOFF_MAX = 15.0
 #: How long the worker waits for a batch to fill before sending it.
 BATCH_LINGER_SECONDS = 0.1
 #: Concurrent requests for the one-click-per-request ``buttons`` API.
@@ -356,8 +357,11 @@ class AgentSightSpanExporter(SpanExporter):
             self._pool.shutdown(wait=False)
         if self._transport is not None:
             self._transport.close()
-        if self._spool is not None and (worker is None or not worker.is_alive()):
-            self._spool.close()
+        if self._spool is not None:
+            with contextlib.suppress(Exception):  # best effort: leases expire anyway
+                self._spool.release_mine()
+            if worker is None or not worker.is_alive():
+                self._spool.close()
 
     # -- introspection ------------------------------------------------------------
 
