@@ -273,16 +273,7 @@ class AgentSightSpanExporter(SpanExporter):
             if self._closing:
                 return False
             self._counters["submitted"] += len(records)
-        dropped = self._spool.put(records)
-        if dropped:
-            self._counters["spool_dropped"] += dropped
-            self._warn.warning(
-                "spool-full",
-                "AgentSight spool is full (%d clicks, drop policy %r); refused %d click(s)",
-                self._spool.max_clicks,
-                self._spool.drop_policy,
-                dropped,
-            )
+        dropped = self._spool_records(records)
         with self._cond:
             if self._worker is None:
                 self._start_worker()
@@ -416,7 +407,8 @@ class AgentSightSpanExporter(SpanExporter):
                     self._spooling -= taken
                     self._cond.notify_all()
 
-    def _spool_records(self, records: List[ClickRecord]) -> None:
+    def _spool_records(self, records: List[ClickRecord]) -> int:
+        """Write records to the spool; returns how many the drop policy refused."""
         assert self._spool is not None
         dropped = self._spool.put(records)
         if dropped:
@@ -428,6 +420,7 @@ class AgentSightSpanExporter(SpanExporter):
                 self._spool.drop_policy,
                 dropped,
             )
+        return dropped
 
     def _take(self) -> Tuple[List[_Item], int, bool]:
         """Wait for work; returns (items, flush ticket to honour, closing)."""
