@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
+from agentsight_otel.translate import ClickRecord
 
 from scripted_server import Reply, ScriptedServer
 
@@ -342,3 +343,34 @@ def test_clicks_left_in_a_spool_are_delivered_without_new_clicks(
         time.sleep(0.1)
     assert second.statistics()["spooled"] == 0
     assert set(sent) <= set(agentsight_server.delivered_click_ids())
+
+
+def _records(first: int, n: int) -> list[ClickRecord]:
+    return [
+        ClickRecord(
+            "%032x" % (first + i), "evt", "label", "v", "conv-1", {}, 1_700_000_000_000_000_000,
+            "%032x" % 1, "%016x" % 1, {},
+        )
+        for i in range(n)
+    ]
+
+
+def test_accept_wakes_the_delivery_thread_not_only_the_spooler(
+    agentsight_server: ScriptedServer, make_exporter: Any, tmp_path: Any
+) -> None:
+    # Found by the soak (RELIABILITY.md, finding 5): the worker and the
+    # spooler wait on one condition, and accept() woke only one of them.
+    # Once the idle worker queued behind the spooler, the bridge's last
+    # batch stayed in its spool until the next request, which may never come.
+    exporter = make_exporter(spool_path=str(tmp_path / "spool.db"))
+    for batch in range(3):
+        records = _records(batch * 10, 10)
+        assert exporter.accept(records)
+        deadline = time.monotonic() + 10
+        wanted = {r.click_id for r in records}
+        while time.monotonic() < deadline and not wanted <= set(
+            agentsight_server.delivered_click_ids()
+        ):
+            time.sleep(0.02)
+        assert wanted <= set(agentsight_server.delivered_click_ids()), f"batch {batch}"
+        time.sleep(0.3)  # both threads idle again before the next batch

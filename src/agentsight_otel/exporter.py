@@ -57,6 +57,9 @@ DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5_000
 #: Spool retry pause after a failed delivery: doubling from 1 s to 15 s.
 _SPOOL_BACKOFF_MIN = 1.0
 _SPOOL_BACKOFF_MAX = 15.0
+#: Longest the delivery thread sleeps without looking at the spool. Another
+#: process sharing the file (a forked server) may have left clicks in it.
+_SPOOL_POLL_SECONDS = 5.0
 #: How long the worker waits for a batch to fill before sending it.
 BATCH_LINGER_SECONDS = 0.1
 #: Concurrent requests for the one-click-per-request ``buttons`` API.
@@ -253,7 +256,10 @@ class AgentSightSpanExporter(SpanExporter):
             self._pending_clicks += clicks
             if self._worker is None:
                 self._start_worker()
-            self._cond.notify()
+            # All: the worker, the spooler and flushers wait on this one
+            # condition, and a lone notify() can wake a thread with nothing to
+            # do while the one that has work sleeps on (RELIABILITY.md, 5).
+            self._cond.notify_all()
         return True
 
     def accept(self, records: List[ClickRecord]) -> bool:
@@ -277,7 +283,7 @@ class AgentSightSpanExporter(SpanExporter):
         with self._cond:
             if self._worker is None:
                 self._start_worker()
-            self._cond.notify()
+            self._cond.notify_all()  # see offer(): the worker must hear of it
         return dropped == 0
 
     def backlog(self) -> int:
@@ -467,7 +473,8 @@ class AgentSightSpanExporter(SpanExporter):
                     due = self._spool_wait()
                     if due is not None and due <= 0:
                         break
-                    wait = None if due is None else min(due, 5.0)
+                    # Also look when empty: other processes may share the spool.
+                    wait = _SPOOL_POLL_SECONDS if due is None else min(due, _SPOOL_POLL_SECONDS)
                 self._cond.wait(wait)
             self._linger(lambda: False)
             return [], self._flush_asked, self._closing
