@@ -348,8 +348,16 @@ def test_clicks_left_in_a_spool_are_delivered_without_new_clicks(
 def _records(first: int, n: int) -> list[ClickRecord]:
     return [
         ClickRecord(
-            "%032x" % (first + i), "evt", "label", "v", "conv-1", {}, 1_700_000_000_000_000_000,
-            "%032x" % 1, "%016x" % 1, {},
+            "%032x" % (first + i),
+            "evt",
+            "label",
+            "v",
+            "conv-1",
+            {},
+            1_700_000_000_000_000_000,
+            "%032x" % 1,
+            "%016x" % 1,
+            {},
         )
         for i in range(n)
     ]

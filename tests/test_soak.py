@@ -52,16 +52,6 @@ def test_parse_tables_reads_the_soak_table_format() -> None:
 
 @pytest.mark.collector
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "OPEN (see RELIABILITY.md, finding 5): on the collector path a few clicks "
-        "(4-9 of 3,000) sometimes stay in the bridge's spool past the 150 s settle "
-        "window after the bridge restart; they are delivered later (the spool is "
-        "empty afterwards), so they are late, not lost, but the soak counts them "
-        "as lost. direct and direct+spool lose nothing."
-    ),
-)
 def test_quick_soak_loses_no_click_on_the_paths_that_promise_it(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, str(SOAK), "--quick", "--workdir", str(tmp_path / "soak")],
