@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentsight_otel.errors import InvalidButtonError
-from agentsight_otel.metadata import MAX_DEPTH, flatten, unflatten
+from agentsight_otel.metadata import MAX_DEPTH, MAX_LEAVES, flatten, unflatten, unflatten_valid
 from agentsight_otel.semconv import METADATA_PREFIX
 
 # Keys deliberately include the characters the path syntax uses.
@@ -122,3 +122,53 @@ def test_cycle_is_refused() -> None:
 def test_shared_but_acyclic_values_are_fine() -> None:
     shared = {"x": 1}
     assert unflatten(flatten({"a": shared, "b": shared})) == {"a": {"x": 1}, "b": {"x": 1}}
+
+
+def _thorough(attributes: dict[str, Any]) -> Any:
+    """What unflatten_valid must equal: unflatten, then flatten's rules."""
+    try:
+        metadata = unflatten(attributes)
+        flatten(metadata, {})
+    except (ValueError, TypeError) as exc:  # InvalidButtonError is a ValueError
+        return type(exc)
+    return metadata
+
+
+def _fast_or_error(attributes: dict[str, Any]) -> Any:
+    try:
+        return unflatten_valid(attributes)
+    except (ValueError, TypeError) as exc:
+        return type(exc)
+
+
+# Attribute maps as they arrive over OTLP: mostly flat metadata, with values
+# flatten refuses (NaN, huge ints, lone surrogates, bytes) mixed in.
+attribute_values = st.one_of(
+    scalars,
+    st.floats(),
+    st.integers(),
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=2),
+    st.binary(max_size=3),
+    st.tuples(st.text(max_size=3), st.text(max_size=3)),
+)
+flat_attribute_maps = st.dictionaries(
+    st.one_of(
+        keys.map(lambda k: METADATA_PREFIX + k), st.sampled_from(["agentsight.button_event"])
+    ),
+    attribute_values,
+    max_size=6,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(flat_attribute_maps, metadata_objects.map(flatten)))
+def test_unflatten_valid_agrees_with_unflatten_then_flatten(attributes: dict[str, Any]) -> None:
+    assert _fast_or_error(attributes) == _thorough(attributes)
+
+
+def test_unflatten_valid_counts_leaves_on_the_fast_path() -> None:
+    attributes = {f"{METADATA_PREFIX}k{i}": i for i in range(MAX_LEAVES + 1)}
+    with pytest.raises(InvalidButtonError, match="values"):
+        unflatten_valid(attributes)
+    del attributes[f"{METADATA_PREFIX}k0"]
+    assert len(unflatten_valid(attributes)) == MAX_LEAVES

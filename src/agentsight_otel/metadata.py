@@ -359,6 +359,43 @@ def _unflatten_flat(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 assert len(METADATA_PREFIX) == 20
 
 
+def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """Fast path of :func:`unflatten_valid`: one level of plain keys and
+    scalars that :func:`flatten` accepts as they are, checked in the same
+    pass; None for anything else (the thorough path decides).
+
+    The rules are those of ``_flatten_flat``, so whatever this returns,
+    ``flatten`` would accept: ASCII keys without ``.[]\\``, ASCII strings,
+    finite floats, 64-bit ints, bools, within the leaf and size bounds.
+    """
+    root: Dict[str, Any] = {}
+    prefix = METADATA_PREFIX
+    chars = 0
+    for key, value in attributes.items():
+        if key.startswith(prefix):
+            rest = key[20:]
+            if not rest.isascii() or "." in rest or "[" in rest or "]" in rest or "\\" in rest:
+                return None
+            kind = type(value)
+            if kind is str:
+                if not value.isascii():
+                    return None
+                chars += len(value)
+            elif kind is float:
+                if value != value or value == _INF or value == -_INF:
+                    return None
+            elif kind is int:
+                if not _INT64_MIN <= value <= _INT64_MAX:
+                    return None
+            elif kind is not bool:
+                return None
+            chars += len(rest)
+            root[rest] = value
+    if len(root) > MAX_LEAVES or chars > MAX_CHARS:
+        return None
+    return root
+
+
 def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
     """The original metadata object from a click's attributes.
 
@@ -397,3 +434,26 @@ def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
         for path in paths:
             _place(root, path, {} if marker is not None else None)
     return _finish(root)  # type: ignore[no-any-return]
+
+
+def unflatten_valid(attributes: Mapping[str, Any]) -> Dict[str, Any]:
+    """:func:`unflatten`, refusing what :func:`flatten` would refuse.
+
+    For click events that did not come from ``track_button`` (written by
+    hand, or arriving over OTLP from anyone): the metadata must obey the
+    same rules (no NaN, no lone surrogates, bounded size and depth) before
+    it goes on the wire. Raises ``ValueError``/``TypeError`` for attributes
+    no flatten could have produced, :class:`InvalidButtonError` for metadata
+    that breaks a rule. The common flat case is checked in one pass.
+    """
+    if (
+        NULLS_KEY not in attributes
+        and EMPTY_OBJECTS_KEY not in attributes
+        and JSON_KEY not in attributes
+    ):
+        flat = _unflatten_flat_valid(attributes)
+        if flat is not None:
+            return flat
+    metadata = unflatten(attributes)
+    flatten(metadata, {})
+    return metadata

@@ -129,11 +129,10 @@ def record_from_event(
             except UnicodeEncodeError:
                 raise InvalidClick(f"{key} is not valid Unicode text") from None
     try:
-        metadata = _metadata.unflatten(attributes)
         # The same rules track_button enforces (no NaN, no lone surrogates,
         # bounded size and depth...): events written by hand or arriving over
         # OTLP must not carry what the JSON on the wire cannot.
-        _metadata.flatten(metadata, {})
+        metadata = _metadata.unflatten_valid(attributes)
     except InvalidButtonError as exc:
         raise InvalidClick(f"metadata: {exc}") from None
     except (ValueError, TypeError) as exc:
