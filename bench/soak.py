@@ -14,7 +14,8 @@ threads, paced over a send window, while a time-based fault schedule runs:
 * the receiver stopped with SIGTERM and restarted on the same database;
 * ``direct+spool``: one application process killed with SIGKILL and restarted
   on the same spool, sending the rest of its share;
-* ``collector``: the bridge stopped with SIGTERM and restarted on the same spool.
+* ``collector``: the bridge stopped with SIGTERM and restarted on the same spool,
+  and the Collector killed with SIGKILL and restarted on its persistent queue.
 
 Paths: ``direct`` (ClickSpanProcessor + AgentSightSpanExporter, memory only),
 ``direct+spool`` (the same with one spool file per application slot),
@@ -517,7 +518,7 @@ class Bridge:
 
 
 class Collector:
-    """The real Collector running the shipped collector-config.yaml (never killed mid-run)."""
+    """The real Collector running the shipped collector-config.yaml, restartable on its queue."""
 
     def __init__(self, children: Children, workdir: Path, binary: str, bridge_url: str) -> None:
         self.children = children
@@ -533,6 +534,8 @@ class Collector:
                 # Nothing listens there: the `traces` pipeline fails fast, as in the tests.
                 "TRACING_BACKEND_ENDPOINT": f"127.0.0.1:{free_port()}",
                 "AGENTSIGHT_BRIDGE_ENDPOINT": bridge_url,
+                # The persistent sending queue: a killed Collector's clicks wait here.
+                "AGENTSIGHT_COLLECTOR_QUEUE_DIR": str(workdir / "otelcol-queue"),
             }
         )
         self.process: Optional[subprocess.Popen[bytes]] = None
@@ -617,6 +620,7 @@ def schedule(path: str, burst: int) -> List[Phase]:
         phases.append(Phase("app process SIGKILL, restart on its spool", action="kill-app"))
     if path == "collector":
         phases.append(Phase("bridge SIGTERM, restart on its spool", action="bridge-restart"))
+        phases.append(Phase("Collector SIGKILL, restart on its queue", action="kill-collector"))
     phases.append(Phase("mixed 429 + 503 + stall", RULES_MIXED))
     return phases
 
@@ -794,6 +798,13 @@ class PathRun:
             self.bridge.stop()
             self.sleep(self.s.outage)
             self.bridge.start()
+            log(f"  {phase.name}: down {self.s.outage:.0f} s, restarted")
+        elif phase.action == "kill-collector":
+            assert self.collector is not None and self.collector.process is not None
+            self.collector.process.kill()
+            self.collector.process.wait(timeout=30)
+            self.sleep(self.s.outage)
+            self.collector.start()
             log(f"  {phase.name}: down {self.s.outage:.0f} s, restarted")
         elif phase.action == "kill-app":
             self.kill_and_restart(slot=0)
@@ -1078,7 +1089,7 @@ def print_table(r: Dict[str, Any], s: Settings) -> None:
     faults = ", ".join(f"`{spec}` x{n}" for spec, n in r["faults_fired"].items())
     actions = ", ".join(f"{name} x{n}" for name, n in r["actions"].items())
     exporter = r["exporter"]
-    no_kill = "n/a (no kill -9 on this path)"
+    no_kill = "n/a (no application kill -9 on this path)"
     rows: List[Tuple[str, str]] = [
         ("sent (ids in sent-files)", f"{r['sent']}"),
         ("delivered (stored, of sent)", f"{r['delivered']}"),

@@ -3,7 +3,8 @@
 Runs ``python bench/soak.py --quick`` (about 2-3 minutes: 3,000 clicks per
 path, 2 processes x 2 threads; 429, 5xx bursts, stalls past the client
 timeout, a receiver restart, a SIGKILL of an application process on the
-spool path and a bridge restart on the Collector path) and requires what the
+spool path, a bridge restart and a SIGKILL of the Collector on the Collector
+path) and requires what the
 paths promise: nothing lost on ``direct+spool`` and ``collector``. The
 Collector binary comes from ``$AGENTSIGHT_OTEL_COLLECTOR`` or
 ``tests/collector/build.sh``, as in tests/collector/.

@@ -46,6 +46,7 @@ CONFIG_ENV_VARS = (
     "TRACING_BACKEND_INSECURE",
     "AGENTSIGHT_BRIDGE_ENDPOINT",
     "AGENTSIGHT_BRIDGE_TOKEN",
+    "AGENTSIGHT_COLLECTOR_QUEUE_DIR",
 )
 
 BUILD_TIMEOUT_S = 1200.0
@@ -218,6 +219,9 @@ def start_collector(otelcol_binary: Path, tmp_path: Path) -> Iterator[StartColle
                 "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
                 "AGENTSIGHT_COLLECTOR_METRICS_HOST": "127.0.0.1",
                 "AGENTSIGHT_COLLECTOR_METRICS_PORT": str(metrics_port),
+                # One queue directory per test: a shared one would replay
+                # another test's clicks (that is what it is for).
+                "AGENTSIGHT_COLLECTOR_QUEUE_DIR": str(tmp_path / "otelcol-queue"),
                 **(env or {}),
             }
         )

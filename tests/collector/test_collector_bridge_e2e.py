@@ -160,3 +160,41 @@ def test_bridge_restart_loses_nothing(start_collector: Callable[..., Any], tmp_p
         bridge.stop()
         exporter.shutdown()
         receiver.stop()
+
+
+def test_collector_killed_with_clicks_queued_loses_nothing(
+    start_collector: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The Collector acknowledged the clicks, then died (SIGKILL) before it
+    could hand them to the bridge. Its queue is on disk (file_storage), so
+    the next Collector on the same directory sends every one of them."""
+    receiver = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
+    exporter = AgentSightSpanExporter(
+        api_key=KEY, endpoint=receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
+    )
+    bridge = ServerThread(create_bridge_app(exporter))
+    bridge_url = bridge.url
+    port = int(bridge_url.rsplit(":", 1)[1])
+    bridge.stop()  # the port is reserved; nothing listens until the Collector is dead
+    try:
+        env = {"AGENTSIGHT_BRIDGE_ENDPOINT": bridge_url}
+        first = start_collector(env=env)
+        sent = run_application(OTLPSpanExporter(endpoint=first.http_traces_url), 5)
+        # Every export above got its 200: the clicks are the Collector's now.
+        first.process.kill()
+        first.process.wait(timeout=15)
+        assert receiver.store.count_clicks() == 0
+        bridge = ServerThread(create_bridge_app(exporter), port=port)
+        bridge.start()
+        start_collector(env=env)  # same tmp_path, so the same queue directory
+
+        def all_stored() -> bool:
+            exporter.force_flush(2_000)
+            return receiver.store.count_clicks() >= len(sent)
+
+        wait_for(all_stored, 90, "every click queued by the killed Collector")
+        assert sorted(receiver.store.click_ids()) == sorted(s["click_id"] for s in sent)
+    finally:
+        bridge.stop()
+        exporter.shutdown()
+        receiver.stop()

@@ -463,6 +463,23 @@ def test_defaults_listen_and_send_on_loopback_only(
     assert bridge["retry_on_failure"]["enabled"] is True
 
 
+def test_clicks_are_queued_on_disk_and_never_given_up(
+    run_otelcol: Callable[..., Any], shipped_config: Path
+) -> None:
+    config = resolved_config(run_otelcol, shipped_config)
+    bridge = config["exporters"][BRIDGE_EXPORTER]
+    storage = bridge["sending_queue"]["storage"]
+    assert storage in config["service"]["extensions"]
+    assert config["extensions"][storage]["directory"] == "/var/lib/otelcol/agentsight"
+    assert config["extensions"][storage]["create_directory"] is True
+    assert bridge["retry_on_failure"]["max_elapsed_time"] in ("0s", 0)
+    # Nothing between the receiver and the persistent queue holds acknowledged
+    # clicks in memory: the batch processor would (the queue batches instead).
+    processors = config["service"]["pipelines"]["traces/agentsight"]["processors"]
+    assert not [p for p in processors if p.split("/")[0] == "batch"], processors
+    assert bridge["sending_queue"]["batch"]["flush_timeout"] == 200_000_000  # ns: 200ms
+
+
 def test_env_vars_are_substituted(run_otelcol: Callable[..., Any], shipped_config: Path) -> None:
     env = {
         "TRACING_BACKEND_ENDPOINT": "tempo.example.invalid:4317",
