@@ -127,74 +127,73 @@ def test_every_click_arrives_once_through_the_collector(
     assert stats["spans"] == len(sent) and stats["clicks"] == len(sent)
 
 
-def test_bridge_restart_loses_nothing(start_collector: Callable[..., Any], tmp_path: Path) -> None:
+class LateBridge:
+    """A receiver and a bridge whose port is reserved but which is not up yet."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.receiver: ReceiverHandle = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
+        self.exporter = AgentSightSpanExporter(
+            api_key=KEY, endpoint=self.receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
+        )
+        self.bridge = ServerThread(create_bridge_app(self.exporter))
+        self.url = self.bridge.url
+        self.bridge.stop()  # the port is reserved; nothing listens there yet
+
+    def start(self) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+        self.bridge = ServerThread(create_bridge_app(self.exporter), port=port)
+        self.bridge.start()
+
+    def wait_for_every(self, sent: list[dict[str, Any]], what: str) -> None:
+        def all_stored() -> bool:
+            self.exporter.force_flush(2_000)
+            return self.receiver.store.count_clicks() >= len(sent)
+
+        wait_for(all_stored, 90, what)
+        assert sorted(self.receiver.store.click_ids()) == sorted(s["click_id"] for s in sent)
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.exporter.shutdown()
+        self.receiver.stop()
+
+
+@pytest.fixture
+def late_bridge(tmp_path: Path) -> Iterator[LateBridge]:
+    bridge = LateBridge(tmp_path)
+    yield bridge
+    bridge.stop()
+
+
+def test_bridge_restart_loses_nothing(
+    start_collector: Callable[..., Any], late_bridge: LateBridge
+) -> None:
     """The bridge is down while the application sends: the Collector's
     sending queue retries, and once the bridge is up every click arrives."""
-    receiver = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
-    exporter = AgentSightSpanExporter(
-        api_key=KEY, endpoint=receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
+    collector = start_collector(env={"AGENTSIGHT_BRIDGE_ENDPOINT": late_bridge.url})
+    sent = run_application(OTLPSpanExporter(endpoint=collector.http_traces_url), 3)
+    wait_for(
+        lambda: "agentsight_bridge" in collector.log() and "retry" in collector.log().lower(),
+        60,
+        "the Collector to retry the bridge",
     )
-    app = create_bridge_app(exporter)
-    bridge = ServerThread(app)
-    bridge_url = bridge.url
-    port = int(bridge_url.rsplit(":", 1)[1])
-    bridge.stop()  # reserved the port, now nothing listens there
-    try:
-        collector = start_collector(env={"AGENTSIGHT_BRIDGE_ENDPOINT": bridge_url})
-        sent = run_application(OTLPSpanExporter(endpoint=collector.http_traces_url), 3)
-        wait_for(
-            lambda: "agentsight_bridge" in collector.log() and "retry" in collector.log().lower(),
-            60,
-            "the Collector to retry the bridge",
-        )
-        bridge = ServerThread(create_bridge_app(exporter), port=port)
-        bridge.start()
-
-        def all_stored() -> bool:
-            exporter.force_flush(2_000)
-            return receiver.store.count_clicks() >= len(sent)
-
-        wait_for(all_stored, 90, "every click after the bridge came back")
-        assert sorted(receiver.store.click_ids()) == sorted(s["click_id"] for s in sent)
-    finally:
-        bridge.stop()
-        exporter.shutdown()
-        receiver.stop()
+    late_bridge.start()
+    late_bridge.wait_for_every(sent, "every click after the bridge came back")
 
 
 def test_collector_killed_with_clicks_queued_loses_nothing(
-    start_collector: Callable[..., Any], tmp_path: Path
+    start_collector: Callable[..., Any], late_bridge: LateBridge
 ) -> None:
     """The Collector acknowledged the clicks, then died (SIGKILL) before it
     could hand them to the bridge. Its queue is on disk (file_storage), so
     the next Collector on the same directory sends every one of them."""
-    receiver = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
-    exporter = AgentSightSpanExporter(
-        api_key=KEY, endpoint=receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
-    )
-    bridge = ServerThread(create_bridge_app(exporter))
-    bridge_url = bridge.url
-    port = int(bridge_url.rsplit(":", 1)[1])
-    bridge.stop()  # the port is reserved; nothing listens until the Collector is dead
-    try:
-        env = {"AGENTSIGHT_BRIDGE_ENDPOINT": bridge_url}
-        first = start_collector(env=env)
-        sent = run_application(OTLPSpanExporter(endpoint=first.http_traces_url), 5)
-        # Every export above got its 200: the clicks are the Collector's now.
-        first.process.kill()
-        first.process.wait(timeout=15)
-        assert receiver.store.count_clicks() == 0
-        bridge = ServerThread(create_bridge_app(exporter), port=port)
-        bridge.start()
-        start_collector(env=env)  # same tmp_path, so the same queue directory
-
-        def all_stored() -> bool:
-            exporter.force_flush(2_000)
-            return receiver.store.count_clicks() >= len(sent)
-
-        wait_for(all_stored, 90, "every click queued by the killed Collector")
-        assert sorted(receiver.store.click_ids()) == sorted(s["click_id"] for s in sent)
-    finally:
-        bridge.stop()
-        exporter.shutdown()
-        receiver.stop()
+    env = {"AGENTSIGHT_BRIDGE_ENDPOINT": late_bridge.url}
+    first = start_collector(env=env)
+    sent = run_application(OTLPSpanExporter(endpoint=first.http_traces_url), 5)
+    # Every export above got its 200: the clicks are the Collector's now.
+    first.process.kill()
+    first.process.wait(timeout=15)
+    assert late_bridge.receiver.store.count_clicks() == 0
+    late_bridge.start()
+    start_collector(env=env)  # same tmp_path, so the same queue directory
+    late_bridge.wait_for_every(sent, "every click queued by the killed Collector")
