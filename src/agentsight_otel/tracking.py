@@ -71,7 +71,7 @@ def iso_timestamp(unix_nanos: int) -> str:
     The date part is cached per second because formatting it is most of the
     cost of a click on the caller's thread.
     """
-    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
+    seconds = unix_nanos // 1_000_000_000
     cached = _second_cache
     if cached[0] != seconds:
         text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
@@ -79,7 +79,7 @@ def iso_timestamp(unix_nanos: int) -> str:
         cached[0] = seconds  # a new second with the previous second's text
     else:
         text = cached[1]
-    return f"{text}.{nanos // 1000:06d}+00:00"
+    return "%s.%06d+00:00" % (text, unix_nanos // 1000 % 1_000_000)
 
 
 class _ClickIds:
@@ -101,7 +101,8 @@ class _ClickIds:
         self.counter = itertools.count()
 
     def __call__(self) -> str:
-        return self.prefix + "%016x" % next(self.counter)  # next() is atomic under the GIL
+        # next() is atomic under the GIL; to_bytes().hex() is the cheapest hex.
+        return self.prefix + next(self.counter).to_bytes(8, "big").hex()
 
 
 new_click_id = _ClickIds()
@@ -234,12 +235,12 @@ def _room_for_event(span: Any) -> bool:
     application's later events. Clicks therefore only go on a span that is
     at most three quarters full; otherwise they get their own child span.
     """
-    limits = getattr(span, "_limits", None)
-    events = getattr(span, "_events", None)
-    if limits is None or events is None or limits.max_events is None:
+    try:
+        limit = span._limits.max_events
+        held = len(span._events)
+    except (AttributeError, TypeError):  # not the SDK's span: nothing to go by
         return True
-    limit = limits.max_events
-    return bool(len(events) < limit - limit // 4)
+    return limit is None or held < limit - limit // 4
 
 
 class Tracker:
@@ -336,7 +337,15 @@ class Tracker:
         now = time.time_ns()
         span = trace.get_current_span()
         if span.is_recording() and _room_for_event(span):
-            attributes = _check_limits(attributes, getattr(span, "_limits", None))
+            limits = getattr(span, "_limits", None)
+            if limits is not None and (
+                limits.max_attribute_length is not None
+                or (
+                    limits.max_event_attributes is not None
+                    and len(attributes) > limits.max_event_attributes
+                )
+            ):
+                attributes = _check_limits(attributes, limits)
             span.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
             carrier = span
         else:
@@ -355,8 +364,8 @@ class Tracker:
             "metadata": metadata,
             "timestamp": iso_timestamp(now),
             "click_id": click_id,
-            "trace_id": "%032x" % context.trace_id,
-            "span_id": "%016x" % context.span_id,
+            "trace_id": context.trace_id.to_bytes(16, "big").hex(),
+            "span_id": context.span_id.to_bytes(8, "big").hex(),
         }
 
 
