@@ -45,6 +45,8 @@ class ScriptedServer:
         self.script: Optional[Callable[[Request], Reply]] = None
         self.replies: List[Reply] = []  # consumed first, in order
         self.me_capabilities: List[str] = ["gzip-ingest"]
+        self.in_flight = 0  # POSTs being answered right now
+        self.max_in_flight = 0  # the most at once so far
         self._lock = threading.Lock()
         server = self
 
@@ -74,6 +76,16 @@ class ScriptedServer:
                     arrived,
                 )
                 reply = server._decide(request)
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    self._answer(reply)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _answer(self, reply: Reply) -> None:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.reset:

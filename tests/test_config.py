@@ -16,7 +16,13 @@ def test_defaults() -> None:
     assert settings.api == "ingest"
     assert settings.url("/api/ingest/") == "https://api.agentsight.io/api/ingest/"
     assert settings.spool_path is None
+    assert settings.max_concurrent_requests == 4
     assert settings.api_key == Secret(KEY)
+
+
+def test_concurrency_from_the_environment() -> None:
+    environ = {"AGENTSIGHT_API_KEY": KEY, "OTEL_EXPORTER_AGENTSIGHT_MAX_CONCURRENT_REQUESTS": "2"}
+    assert resolve_settings(environ=environ).max_concurrent_requests == 2
 
 
 def test_precedence_argument_then_otel_name_then_agentsight_name() -> None:
@@ -78,6 +84,10 @@ def test_insecure_opt_in_from_environment() -> None:
         ({"api_key": KEY, "api": "graphql"}, "api must be one of"),
         ({"api_key": KEY, "timeout": "soon"}, "timeout must be a number"),
         ({"api_key": KEY, "max_queue_size": 0}, "max_queue_size must be at least 1"),
+        (
+            {"api_key": KEY, "max_concurrent_requests": 0},
+            "max_concurrent_requests must be at least 1",
+        ),
         ({"api_key": KEY, "endpoint": "ftp://x"}, "http(s) URL"),
         ({"api_key": KEY, "drop_policy": "random"}, "drop_policy"),
     ],

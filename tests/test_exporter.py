@@ -382,3 +382,32 @@ def test_accept_wakes_the_delivery_thread_not_only_the_spooler(
             time.sleep(0.02)
         assert wanted <= set(agentsight_server.delivered_click_ids()), f"batch {batch}"
         time.sleep(0.3)  # both threads idle again before the next batch
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_ingest_batches_go_out_concurrently_up_to_the_limit(
+    agentsight_server: ScriptedServer, make_exporter: Any, limit: int
+) -> None:
+    # One request at a time caps delivery at one batch per round trip; the
+    # exporter keeps up to max_concurrent_requests batches on the wire.
+    agentsight_server.script = lambda request: Reply(200, {}, delay=0.3)
+    app = App(make_exporter(max_batch_size=10, max_concurrent_requests=limit))
+    sent = app.clicks(100)
+    assert app.exporter.force_flush(30_000)
+    delivered = agentsight_server.delivered_click_ids()
+    assert sorted(delivered) == sorted(sent)  # each once
+    assert agentsight_server.max_in_flight == limit
+
+
+def test_flush_reports_a_failed_batch_among_concurrent_ones(
+    agentsight_server: ScriptedServer, make_exporter: Any
+) -> None:
+    agentsight_server.replies = [Reply(400, {"detail": "no"})]  # the first batch is refused
+    agentsight_server.script = lambda request: Reply(200, {}, delay=0.1)
+    app = App(make_exporter(max_batch_size=10, max_concurrent_requests=3))
+    app.clicks(50)
+    assert not app.exporter.force_flush(30_000)
+    assert app.exporter.statistics()["rejected"] == 10
+    app.clicks(20)
+    assert app.exporter.force_flush(30_000)  # the failure was reported once
+    assert app.exporter.statistics()["delivered"] == 60

@@ -66,6 +66,7 @@ class ExporterSettings:
     retry_deadline: float
     max_queue_size: int
     max_batch_size: int
+    max_concurrent_requests: int
     insecure: bool
 
     def url(self, path: str) -> str:
@@ -130,6 +131,7 @@ def resolve_settings(
     retry_deadline: Optional[float] = None,
     max_queue_size: Optional[int] = None,
     max_batch_size: Optional[int] = None,
+    max_concurrent_requests: Optional[int] = None,
     insecure: Optional[bool] = None,
     environ: Optional[Mapping[str, str]] = None,
 ) -> ExporterSettings:
@@ -211,6 +213,17 @@ def resolve_settings(
             "max_batch_size",
             _pick(max_batch_size, source, env.OTEL_EXPORTER_AGENTSIGHT_MAX_BATCH_SIZE),
             1000,
+            1,
+            int,
+        ),
+        max_concurrent_requests=_number(
+            "max_concurrent_requests",
+            _pick(
+                max_concurrent_requests,
+                source,
+                env.OTEL_EXPORTER_AGENTSIGHT_MAX_CONCURRENT_REQUESTS,
+            ),
+            4,
             1,
             int,
         ),

@@ -99,6 +99,7 @@ class AgentSightSpanExporter(SpanExporter):
         retry_deadline: Optional[float] = None,
         max_queue_size: Optional[int] = None,
         max_batch_size: Optional[int] = None,
+        max_concurrent_requests: Optional[int] = None,
         spool_max_clicks: Optional[int] = None,
         drop_policy: Optional[str] = None,
         insecure: Optional[bool] = None,
@@ -121,6 +122,7 @@ class AgentSightSpanExporter(SpanExporter):
                 retry_deadline=retry_deadline,
                 max_queue_size=max_queue_size,
                 max_batch_size=max_batch_size,
+                max_concurrent_requests=max_concurrent_requests,
                 insecure=insecure,
             )
         except ConfigurationError as exc:
@@ -184,6 +186,14 @@ class AgentSightSpanExporter(SpanExporter):
         self._spool_backoff = 0.0
         self._spool_not_before = 0.0
         self._pool: Optional[ThreadPoolExecutor] = None  # buttons API only, made lazily
+        #: Memory-mode ingest: batches sent by a pool while the worker takes
+        #: the next one; ``_slots`` bounds how many are in flight.
+        self._senders: Optional[ThreadPoolExecutor] = None
+        self._slots = threading.BoundedSemaphore(
+            self._settings.max_concurrent_requests if self._settings is not None else 1
+        )
+        self._in_flight = 0
+        self._batches_ok = True  # no batch failed since the last flush report
         self._transport = (
             Transport(self._settings, self._stop, lambda: self._close_deadline)
             if self._settings is not None
@@ -344,14 +354,15 @@ class AgentSightSpanExporter(SpanExporter):
             self._pending.clear()
             self._pending_clicks = 0
         if lost:
-            self._counters["dropped_at_shutdown"] += lost
+            self._count("dropped_at_shutdown", lost)
             logger.error(
                 "AgentSight exporter shut down with %d undelivered click(s) dropped%s",
                 lost,
                 "" if self._spool is None else " (the spool keeps what reached it)",
             )
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        for pool in (self._pool, self._senders):
+            if pool is not None:
+                pool.shutdown(wait=False)
         if self._transport is not None:
             self._transport.close()
         if self._spool is not None:
@@ -418,7 +429,7 @@ class AgentSightSpanExporter(SpanExporter):
         assert self._spool is not None
         dropped = self._spool.put(records)
         if dropped:
-            self._counters["spool_dropped"] += dropped
+            self._count("spool_dropped", dropped)
             self._warn.warning(
                 "spool-full",
                 "AgentSight spool is full (%d clicks, drop policy %r); dropped %d click(s)",
@@ -506,10 +517,22 @@ class AgentSightSpanExporter(SpanExporter):
         return max(due, backoff, 0.0)
 
     def _run(self) -> None:
+        settings = self._settings
+        assert settings is not None
+        concurrent = (
+            self._spool is None
+            and settings.api == "ingest"
+            and settings.max_concurrent_requests > 1
+        )
         while True:
             try:
                 items, ticket, closing = self._take()
-                ok: Optional[bool] = self._process(items, closing, ticket > self._flush_done)
+                flushing = ticket > self._flush_done
+                ok: Optional[bool] = (
+                    self._dispatch(items, closing, flushing)
+                    if concurrent
+                    else self._process(items, closing, flushing)
+                )
             except Exception as exc:  # keep the worker alive whatever happens
                 self._warn.error("worker-error", "AgentSight exporter worker error: %r", exc)
                 items, ticket, ok = [], self._flush_done, False
@@ -525,6 +548,63 @@ class AgentSightSpanExporter(SpanExporter):
                     self._cond.notify_all()
                     return
 
+    def _dispatch(self, items: List[_Item], closing: bool, flushing: bool) -> Optional[bool]:
+        """Memory mode, ingest: hand the batch to a sender thread and return.
+
+        The worker takes (and the pool translates and sends) the next batch
+        while earlier ones wait on the network, up to
+        ``max_concurrent_requests`` in flight: one request at a time caps
+        delivery at one batch per round trip. Order does not matter to
+        ingest (the receiver orders by time; click ids make it idempotent).
+        A pass that honours a flush or a shutdown waits for every batch in
+        flight and reports whether all of them arrived; others report None.
+        """
+        if items:
+            self._slots.acquire()
+            with self._cond:
+                self._in_flight += 1
+            try:
+                self._sender_pool().submit(self._send_batch, items, closing)
+            except RuntimeError:
+                # At interpreter exit no new threads may start: send it here.
+                self._send_batch(items, closing)
+        if not (flushing or closing):
+            return None
+        with self._cond:
+            while self._in_flight and time.monotonic() < self._close_deadline:
+                self._cond.wait(
+                    min(1.0, self._close_deadline - time.monotonic()) if closing else 1.0
+                )
+            ok, self._batches_ok = self._batches_ok and not self._in_flight, True
+        return ok
+
+    def _send_batch(self, items: List[_Item], closing: bool) -> None:
+        ok: Optional[bool] = False
+        try:
+            ok = self._process(items, closing, False)
+        except Exception as exc:  # a sender thread must not die silently
+            self._warn.error("worker-error", "AgentSight exporter sender error: %r", exc)
+        finally:
+            self._slots.release()
+            with self._cond:
+                self._in_flight -= 1
+                if ok is False:
+                    self._batches_ok = False
+                self._cond.notify_all()
+
+    def _sender_pool(self) -> ThreadPoolExecutor:
+        if self._senders is None:
+            assert self._settings is not None
+            self._senders = ThreadPoolExecutor(
+                self._settings.max_concurrent_requests, thread_name_prefix="agentsight-sender"
+            )
+        return self._senders
+
+    def _count(self, counter: str, n: int) -> None:
+        if n:
+            with self._cond:  # sender threads count concurrently
+                self._counters[counter] += n
+
     def _deadline(self, closing: bool) -> float:
         assert self._settings is not None
         deadline = time.monotonic() + self._settings.retry_deadline
@@ -538,7 +618,7 @@ class AgentSightSpanExporter(SpanExporter):
             outcome = self._deliver(records, self._deadline(closing))
             failed = outcome["failed"]
             if failed:
-                self._counters["dropped_after_retries"] += len(failed)
+                self._count("dropped_after_retries", len(failed))
                 self._warn.warning(
                     "gave-up",
                     "AgentSight delivery failed; dropped %d click(s) after retrying "
@@ -561,7 +641,7 @@ class AgentSightSpanExporter(SpanExporter):
             found, rejected = records_from_spans(spans)
             records.extend(found)
             if rejected:
-                self._counters["invalid"] += len(rejected)
+                self._count("invalid", len(rejected))
                 self._warn.warning(
                     "invalid-click",
                     "ignored %d malformed agentsight.button_click event(s): %s",
@@ -652,8 +732,8 @@ class AgentSightSpanExporter(SpanExporter):
                 self._file(result, [index], report)
         else:
             self._deliver_ingest(records, list(range(len(records))), deadline, report, retry=True)
-        self._counters["delivered"] += len(report["delivered"])
-        self._counters["rejected"] += len(report["rejected"])
+        self._count("delivered", len(report["delivered"]))
+        self._count("rejected", len(report["rejected"]))
         return report
 
     def _buttons_pool(self) -> ThreadPoolExecutor:
