@@ -43,11 +43,6 @@ _SCOPE = {"name": "agentsight_otel", "version": __version__, "schema_url": ""}
 _NO_DROPS = {"attributes": 0, "events": 0, "links": 0}
 
 
-try:  # optional: the ``fast`` extra; see encode()
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - exercised by the no-extra CI step
-    _orjson = None  # type: ignore[assignment]
-
 _quote = json.encoder.encode_basestring  # C implementation: a JSON string literal
 _metadata_encoder = json.JSONEncoder(ensure_ascii=False)
 _strict_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -246,106 +241,65 @@ def metadata_json(metadata: Mapping[str, Any]) -> str:
     return flat if flat is not None else _metadata_encoder.encode(metadata)
 
 
-def otel_block(resource: Mapping[str, Any]) -> Dict[str, Any]:
-    """The ``otel`` block of a click's span record: the same for every click
-    of one application (resource), so a payload builds it once per resource.
-
-    A resource that JSON cannot carry (NaN, a value of an odd type) is sent
-    as ``{}`` rather than failing the batch: the clicks matter, not it.
-    """
-    try:
-        _strict_encoder.encode(resource).encode("utf-8")  # lone surrogates fail here
-        resource_json: Mapping[str, Any] = resource
-    except (TypeError, ValueError):
-        resource_json = {}
-    return {
-        "span_kind": "INTERNAL",
-        "trace_flags": 1,
-        "trace_state": None,
-        "is_remote": False,
-        "status_description": None,
-        "links": [],
-        "resource": resource_json,
-        "dropped": _NO_DROPS,
-        "scope": _SCOPE,
-    }
-
-
-def ingest_span(
-    record: ClickRecord,
-    environment: Optional[str] = None,
-    otel: Optional[Dict[str, Any]] = None,
-) -> Dict[str, Any]:
+def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[str, Any]:
     """One click as an ingest span record of kind ``button``.
 
     The attributes are exactly those ``agentsight==0.1.4``'s
     ``agentsight.button(...)`` produces (plus our click id), so the backend
     projects it the same way. ``parent_span_id`` is the application span
     that carried the click: the link from AgentSight back to the trace.
-    ``otel`` is :func:`otel_block` of the record's resource, when the caller
-    already has it.
     """
-    # Unpacked once (a NamedTuple field read is a descriptor call), and the
-    # attributes built as literals: this runs once per click on export.
-    click_id, event, label, value, conversation_id, metadata, at, trace_id, span_id, resource = (
-        record
-    )
-    stamp = iso_timestamp(at)
+    stamp = iso_timestamp(record.timestamp_ns)
+    attributes: Dict[str, Any] = {INGEST_CONVERSATION_ID: record.conversation_id}
     if environment:
-        attributes: Dict[str, Any] = {
-            INGEST_CONVERSATION_ID: conversation_id,
-            _CONVERSATION_ENVIRONMENT: environment,
-            INGEST_SPAN_KIND: INGEST_KIND_BUTTON,
-        }
-    else:
-        attributes = {
-            INGEST_CONVERSATION_ID: conversation_id,
-            INGEST_SPAN_KIND: INGEST_KIND_BUTTON,
-        }
-    attributes[_ENTITY_NAME] = label
-    attributes[INGEST_BUTTON_EVENT] = event
-    attributes[INGEST_BUTTON_LABEL] = label
-    attributes[INGEST_BUTTON_VALUE] = value
-    if metadata:  # 0.1.4 omits the attribute for empty metadata
-        attributes[INGEST_METADATA] = metadata_json(metadata)
-    attributes[INGEST_CLICK_ID] = click_id
+        attributes[_CONVERSATION_ENVIRONMENT] = environment
+    attributes[INGEST_SPAN_KIND] = INGEST_KIND_BUTTON
+    attributes[_ENTITY_NAME] = record.label
+    attributes[INGEST_BUTTON_EVENT] = record.button_event
+    attributes[INGEST_BUTTON_LABEL] = record.label
+    attributes[INGEST_BUTTON_VALUE] = record.value
+    if record.metadata:  # 0.1.4 omits the attribute for empty metadata
+        attributes[INGEST_METADATA] = metadata_json(record.metadata)
+    attributes[INGEST_CLICK_ID] = record.click_id
     return {
-        "span_id": ingest_span_id(click_id),
-        "trace_id": trace_id,
-        "parent_span_id": span_id,
+        "span_id": ingest_span_id(record.click_id),
+        "trace_id": record.trace_id,
+        "parent_span_id": record.span_id,
         "kind": INGEST_KIND_BUTTON,
-        "name": label,
+        "name": record.label,
         "started_at": stamp,
         "ended_at": stamp,
         "duration_ms": 0.0,
         "status": "unset",
         "attributes": attributes,
         "events": [],
-        "otel": otel if otel is not None else otel_block(resource),
+        "otel": {
+            "span_kind": "INTERNAL",
+            "trace_flags": 1,
+            "trace_state": None,
+            "is_remote": False,
+            "status_description": None,
+            "links": [],
+            "resource": record.resource,
+            "dropped": _NO_DROPS,
+            "scope": _SCOPE,
+        },
     }
 
 
 def ingest_payload(
     records: Sequence[ClickRecord], environment: Optional[str] = None
 ) -> Dict[str, Any]:
-    """A ``POST /api/ingest/`` body: one block per conversation, spans by time.
-
-    Spans of one resource share one ``otel`` block object: the payload is
-    built to be serialised, not edited.
-    """
+    """A ``POST /api/ingest/`` body: one block per conversation, spans by time."""
     blocks: Dict[str, Dict[str, Any]] = {}
-    otel_by_resource: Dict[int, Dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: r.timestamp_ns):
-        otel = otel_by_resource.get(id(record.resource))
-        if otel is None:
-            otel = otel_by_resource[id(record.resource)] = otel_block(record.resource)
         block = blocks.get(record.conversation_id)
         if block is None:
             block = {"conversation_id": record.conversation_id, "spans": []}
             if environment:
                 block["environment"] = environment
             blocks[record.conversation_id] = block
-        block["spans"].append(ingest_span(record, environment, otel))
+        block["spans"].append(ingest_span(record, environment))
     return {
         "sdk": {"name": SDK_NAME, "version": __version__},
         "conversations": list(blocks.values()),
@@ -353,24 +307,83 @@ def ingest_payload(
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:
-    """Compact, strict JSON: no NaN (the backend's parser refuses it anyway).
-
-    With orjson installed (the ``fast`` extra, also part of ``server``) it
-    writes the bytes, several times faster than the standard library; what
-    orjson refuses (integers beyond 64 bits, lone surrogates, mapping types
-    other than dict) goes to the standard library, which decides.
-    """
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(payload)
-        except (TypeError, _orjson.JSONEncodeError):
-            pass
+    """Compact, strict JSON (no NaN: the backend's parser refuses it anyway)."""
     return _strict_encoder.encode(payload).encode("utf-8")
 
 
+_SPAN_TEMPLATE = (
+    '{"span_id":"%s","trace_id":%s,"parent_span_id":%s,"kind":"button","name":%s,'
+    '"started_at":"%s","ended_at":"%s","duration_ms":0.0,"status":"unset",'
+    '"attributes":{"agentsight.conversation.id":%s,%s"agentsight.span.kind":"button",'
+    '"agentsight.entity.name":%s,"agentsight.button.event":%s,"agentsight.button.label":%s,'
+    '"agentsight.button.value":%s,%s"agentsight.button.click_id":%s},"events":[],"otel":%s}'
+)
+_OTEL_TEMPLATE = (
+    '{"span_kind":"INTERNAL","trace_flags":1,"trace_state":null,"is_remote":false,'
+    '"status_description":null,"links":[],"resource":%s,'
+    '"dropped":{"attributes":0,"events":0,"links":0},"scope":%s}'
+)
+
+
 def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = None) -> bytes:
-    """The ``POST /api/ingest/`` body for ``records``, as bytes."""
-    return encode(ingest_payload(records, environment))
+    """``encode(ingest_payload(records, environment))``, several times faster.
+
+    The same JSON document (a test holds the two equal), written from
+    pre-quoted fragments instead of building and walking a dict per click:
+    serialisation was two thirds of the exporter's CPU per click.
+    """
+    env_attr = env_block = ""
+    if environment:
+        quoted_env = _quote(environment)
+        env_attr = f'"agentsight.conversation.environment":{quoted_env},'
+        env_block = f',"environment":{quoted_env}'
+    scope = _strict_encoder.encode(_SCOPE)
+    otel_by_resource: Dict[int, str] = {}
+    blocks: Dict[str, List[str]] = {}
+    for record in sorted(records, key=lambda r: r.timestamp_ns):
+        otel = otel_by_resource.get(id(record.resource))
+        if otel is None:
+            try:
+                resource = _strict_encoder.encode(dict(record.resource))
+            except (TypeError, ValueError):  # a resource value JSON cannot carry
+                resource = "{}"
+            otel = _OTEL_TEMPLATE % (resource, scope)
+            otel_by_resource[id(record.resource)] = otel
+        stamp = iso_timestamp(record.timestamp_ns)
+        label = _quote(record.label)
+        metadata = (
+            f'"agentsight.metadata":{_quote(metadata_json(record.metadata))},'
+            if record.metadata
+            else ""
+        )
+        span = _SPAN_TEMPLATE % (
+            ingest_span_id(record.click_id),
+            _quote(record.trace_id),
+            _quote(record.span_id),
+            label,
+            stamp,
+            stamp,
+            _quote(record.conversation_id),
+            env_attr,
+            label,
+            _quote(record.button_event),
+            label,
+            _quote(record.value),
+            metadata,
+            _quote(record.click_id),
+            otel,
+        )
+        spans = blocks.get(record.conversation_id)
+        if spans is None:
+            blocks[record.conversation_id] = [span]
+        else:
+            spans.append(span)
+    body = ",".join(
+        f'{{"conversation_id":{_quote(cid)},"spans":[{",".join(spans)}]{env_block}}}'
+        for cid, spans in blocks.items()
+    )
+    sdk = _strict_encoder.encode({"name": SDK_NAME, "version": __version__})
+    return f'{{"sdk":{sdk},"conversations":[{body}]}}'.encode()
 
 
 def buttons_body(record: ClickRecord) -> Dict[str, Any]:
