@@ -15,10 +15,12 @@ import gzip
 import json
 import time
 import tracemalloc
-from typing import Any, Callable, Dict, TypeVar
+from typing import Any, Callable, Dict, Iterator, TypeVar
 
 import pytest
 from fuzz_support import FuzzClient, otlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agentsight_otel import Tracker, translate
@@ -281,6 +283,61 @@ def test_r6_big_integers_are_refused_or_exact(number: int) -> None:
     except limits.MalformedBody:
         return
     assert type(parsed["n"]) is int and parsed["n"] == number
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "18446744073709551616",
+        "  -18446744073709551616",
+        "[1,18446744073709551616]",
+        "[1, \n\t18446744073709551616]",
+        '{"a":{"b":[ -99999999999999999999 ]}}',
+        '{"id":"00000000000000000000abcdef123456","n":18446744073709551616}',
+    ],
+)
+def test_r6_big_integers_are_caught_wherever_json_puts_a_number(text: str) -> None:
+    # The big-integer check looks for digits where JSON allows a number, so
+    # that digit runs inside hex ids no longer send every body to the slow
+    # parser; it must still see every integer token.
+    with pytest.raises(limits.MalformedBody, match="64 bits"):
+        limits.strict_loads(text)
+
+
+_big = st.integers(min_value=10**18).flatmap(lambda n: st.sampled_from([n, -n]))
+_docs = st.recursive(
+    st.one_of(_big, st.integers(), st.text(alphabet="0123456789abcdef:-, [", max_size=40)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_docs, st.sampled_from([(",", ":"), (", ", ": "), (",\n", ":\t")]), st.booleans())
+def test_r6_the_big_integer_probe_sees_every_long_integer_token(
+    doc: Any, separators: tuple[str, str], indent: bool
+) -> None:
+    text = json.dumps(doc, separators=separators, indent=1 if indent else None)
+    has_token = any(type(v) is int and len(str(abs(v))) >= 19 for v in _walk(doc))
+    if has_token:
+        assert limits._may_hold_big_int(text.encode())
+
+
+def _walk(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def test_r6_digit_runs_inside_strings_are_just_text() -> None:
+    text = '{"trace_id":"5b50715e87414577862103748625cac9","v":"12:34567890123456789012"}'
+    assert limits.strict_loads(text) == json.loads(text)
 
 
 # --- R4: gunzip is quadratic in the number of gzip members ----------------------------

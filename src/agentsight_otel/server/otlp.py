@@ -98,7 +98,7 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
     if json_depth_exceeds(body, MAX_JSON_DEPTH):
         raise MalformedOTLP(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document = strict_loads(text)  # refuses lone surrogates, NaN, 1e999, huge ints
+        document = strict_loads(text, body)  # refuses lone surrogates, NaN, 1e999, huge ints
     except MalformedBody as exc:
         raise MalformedOTLP(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
