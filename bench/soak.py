@@ -67,6 +67,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 KEY = "soak-key"
 PATHS = ("direct", "direct+spool", "collector")
+#: The application's OTLP exporter timeout on the collector path, which is
+#: also its whole retry budget (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT).
+OTLP_EXPORTER_TIMEOUT = 30.0
 PROMISES_NO_LOSS = ("direct+spool", "collector")
 REPO = Path(__file__).resolve().parents[1]
 COLLECTOR_CONFIG = REPO / "collector-config.yaml"
@@ -159,7 +162,10 @@ def worker_main(argv: Sequence[str]) -> int:
 
         provider.add_span_processor(
             BatchSpanProcessor(
-                OTLPSpanExporter(endpoint=args.endpoint, timeout=10),
+                # 30 s, not the default 10 s: the stock exporter drops a batch
+                # once its timeout has passed, and the soak stops the Collector
+                # for --outage seconds plus its start-up (RELIABILITY.md, 6).
+                OTLPSpanExporter(endpoint=args.endpoint, timeout=OTLP_EXPORTER_TIMEOUT),
                 max_queue_size=200_000,
                 schedule_delay_millis=200,
                 max_export_batch_size=512,
