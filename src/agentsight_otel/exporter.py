@@ -560,14 +560,20 @@ class AgentSightSpanExporter(SpanExporter):
         flight and reports whether all of them arrived; others report None.
         """
         if items:
+            # Translating and encoding stay on this one thread; only the wait
+            # for the answer is shared out. Several CPU-bound senders would
+            # each take the GIL from the application's threads.
+            records = self._translate(items)
+            assert self._settings is not None
+            body = encode_ingest(records, self._settings.environment) if records else b""
             self._slots.acquire()
             with self._cond:
                 self._in_flight += 1
             try:
-                self._sender_pool().submit(self._send_batch, items, closing)
+                self._sender_pool().submit(self._send_batch, records, body, closing)
             except RuntimeError:
                 # At interpreter exit no new threads may start: send it here.
-                self._send_batch(items, closing)
+                self._send_batch(records, body, closing)
         if not (flushing or closing):
             return None
         with self._cond:
@@ -578,10 +584,10 @@ class AgentSightSpanExporter(SpanExporter):
             ok, self._batches_ok = self._batches_ok and not self._in_flight, True
         return ok
 
-    def _send_batch(self, items: List[_Item], closing: bool) -> None:
+    def _send_batch(self, records: List[ClickRecord], body: bytes, closing: bool) -> None:
         ok: Optional[bool] = False
         try:
-            ok = self._process(items, closing, False)
+            ok = self._deliver_or_drop(records, closing, body)
         except Exception as exc:  # a sender thread must not die silently
             self._warn.error("worker-error", "AgentSight exporter sender error: %r", exc)
         finally:
@@ -613,23 +619,29 @@ class AgentSightSpanExporter(SpanExporter):
     def _process(self, items: List[_Item], closing: bool, flushing: bool) -> Optional[bool]:
         records = self._translate(items)
         if self._spool is None:
-            if not records:
-                return True
-            outcome = self._deliver(records, self._deadline(closing))
-            failed = outcome["failed"]
-            if failed:
-                self._count("dropped_after_retries", len(failed))
-                self._warn.warning(
-                    "gave-up",
-                    "AgentSight delivery failed; dropped %d click(s) after retrying "
-                    "(last failure: %s). Configure a spool to keep clicks through outages.",
-                    len(failed),
-                    outcome["detail"],
-                )
-            return not failed and not outcome["rejected"]
+            return self._deliver_or_drop(records, closing)
         if records:  # the spooler normally does this; kept for a direct call
             self._spool_records(records)
         return self._drain_spool(closing, flushing)
+
+    def _deliver_or_drop(
+        self, records: List[ClickRecord], closing: bool, body: Optional[bytes] = None
+    ) -> bool:
+        """Memory mode: deliver within the deadline, else drop, count and say so."""
+        if not records:
+            return True
+        outcome = self._deliver(records, self._deadline(closing), body)
+        failed = outcome["failed"]
+        if failed:
+            self._count("dropped_after_retries", len(failed))
+            self._warn.warning(
+                "gave-up",
+                "AgentSight delivery failed; dropped %d click(s) after retrying "
+                "(last failure: %s). Configure a spool to keep clicks through outages.",
+                len(failed),
+                outcome["detail"],
+            )
+        return not failed and not outcome["rejected"]
 
     def _translate(self, items: List[_Item]) -> List[ClickRecord]:
         spans = [item for item, _ in items if not isinstance(item, list)]
@@ -702,8 +714,13 @@ class AgentSightSpanExporter(SpanExporter):
 
     # -- delivery ------------------------------------------------------------------
 
-    def _deliver(self, records: List[ClickRecord], deadline: float) -> Dict[str, Any]:
-        """Send records; returns indexes delivered / rejected / failed (retryable)."""
+    def _deliver(
+        self, records: List[ClickRecord], deadline: float, body: Optional[bytes] = None
+    ) -> Dict[str, Any]:
+        """Send records; returns indexes delivered / rejected / failed (retryable).
+
+        ``body``: the ingest body of all ``records``, when already encoded.
+        """
         settings = self._settings
         transport = self._transport
         assert settings is not None and transport is not None
@@ -731,7 +748,9 @@ class AgentSightSpanExporter(SpanExporter):
             for index, result in enumerate(results):
                 self._file(result, [index], report)
         else:
-            self._deliver_ingest(records, list(range(len(records))), deadline, report, retry=True)
+            self._deliver_ingest(
+                records, list(range(len(records))), deadline, report, retry=True, body=body
+            )
         self._count("delivered", len(report["delivered"]))
         self._count("rejected", len(report["rejected"]))
         return report
@@ -750,12 +769,14 @@ class AgentSightSpanExporter(SpanExporter):
         deadline: float,
         report: Dict[str, Any],
         retry: bool,
+        body: Optional[bytes] = None,
     ) -> None:
         settings = self._settings
         transport = self._transport
         assert settings is not None and transport is not None
         chosen = [records[i] for i in indexes]
-        body = encode_ingest(chosen, settings.environment)
+        if body is None:
+            body = encode_ingest(chosen, settings.environment)
         # Blocks appear in the order of each conversation's first click in time.
         in_time = sorted(chosen, key=lambda r: r.timestamp_ns)
         block_of = {
