@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 import requests
@@ -40,14 +40,36 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Pipeline:
-    def __init__(self, tmp_path: Path) -> None:
+    """Receiver, exporter and bridge; ``started=False`` reserves the bridge's
+    port but leaves it down until :meth:`start_bridge`."""
+
+    def __init__(self, tmp_path: Path, token: Optional[str] = TOKEN, started: bool = True) -> None:
         self.receiver: ReceiverHandle = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
         self.exporter = AgentSightSpanExporter(
             api_key=KEY, endpoint=self.receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
         )
-        self.bridge_app = create_bridge_app(self.exporter, token=TOKEN)
+        self.token = token
+        self.bridge_app = create_bridge_app(self.exporter, token=token)
         self.bridge = ServerThread(self.bridge_app)
+        self.url = self.bridge.url
+        if started:
+            self.bridge.start()
+        else:
+            self.bridge.stop()  # the port is reserved; nothing listens there yet
+
+    def start_bridge(self) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+        self.bridge_app = create_bridge_app(self.exporter, token=self.token)
+        self.bridge = ServerThread(self.bridge_app, port=port)
         self.bridge.start()
+
+    def wait_for_every(self, sent: list[dict[str, Any]], what: str) -> None:
+        def all_stored() -> bool:
+            self.exporter.force_flush(2_000)
+            return self.receiver.store.count_clicks() >= len(sent)
+
+        wait_for(all_stored, 90, what)
+        assert sorted(self.receiver.store.click_ids()) == sorted(s["click_id"] for s in sent)
 
     def stop(self) -> None:
         self.bridge.stop()
@@ -102,12 +124,7 @@ def test_every_click_arrives_once_through_the_collector(
         else GrpcSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)
     )
     sent = run_application(exporter)
-
-    def all_stored() -> bool:
-        pipeline.exporter.force_flush(2_000)
-        return pipeline.receiver.store.count_clicks() >= len(sent)
-
-    wait_for(all_stored, 60, f"{len(sent)} clicks at the receiver")
+    pipeline.wait_for_every(sent, f"{len(sent)} clicks at the receiver")
     stored: dict[str, Any] = {}
     body = requests.get(
         f"{pipeline.receiver.url}/api/conversations/conv-e2e/buttons/", timeout=5
@@ -127,46 +144,15 @@ def test_every_click_arrives_once_through_the_collector(
     assert stats["spans"] == len(sent) and stats["clicks"] == len(sent)
 
 
-class LateBridge:
-    """A receiver and a bridge whose port is reserved but which is not up yet."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.receiver: ReceiverHandle = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
-        self.exporter = AgentSightSpanExporter(
-            api_key=KEY, endpoint=self.receiver.url, spool_path=str(tmp_path / "spool.sqlite3")
-        )
-        self.bridge = ServerThread(create_bridge_app(self.exporter))
-        self.url = self.bridge.url
-        self.bridge.stop()  # the port is reserved; nothing listens there yet
-
-    def start(self) -> None:
-        port = int(self.url.rsplit(":", 1)[1])
-        self.bridge = ServerThread(create_bridge_app(self.exporter), port=port)
-        self.bridge.start()
-
-    def wait_for_every(self, sent: list[dict[str, Any]], what: str) -> None:
-        def all_stored() -> bool:
-            self.exporter.force_flush(2_000)
-            return self.receiver.store.count_clicks() >= len(sent)
-
-        wait_for(all_stored, 90, what)
-        assert sorted(self.receiver.store.click_ids()) == sorted(s["click_id"] for s in sent)
-
-    def stop(self) -> None:
-        self.bridge.stop()
-        self.exporter.shutdown()
-        self.receiver.stop()
-
-
 @pytest.fixture
-def late_bridge(tmp_path: Path) -> Iterator[LateBridge]:
-    bridge = LateBridge(tmp_path)
-    yield bridge
-    bridge.stop()
+def late_bridge(tmp_path: Path) -> Iterator[Pipeline]:
+    pipeline = Pipeline(tmp_path, token=None, started=False)
+    yield pipeline
+    pipeline.stop()
 
 
 def test_bridge_restart_loses_nothing(
-    start_collector: Callable[..., Any], late_bridge: LateBridge
+    start_collector: Callable[..., Any], late_bridge: Pipeline
 ) -> None:
     """The bridge is down while the application sends: the Collector's
     sending queue retries, and once the bridge is up every click arrives."""
@@ -177,12 +163,12 @@ def test_bridge_restart_loses_nothing(
         60,
         "the Collector to retry the bridge",
     )
-    late_bridge.start()
+    late_bridge.start_bridge()
     late_bridge.wait_for_every(sent, "every click after the bridge came back")
 
 
 def test_collector_killed_with_clicks_queued_loses_nothing(
-    start_collector: Callable[..., Any], late_bridge: LateBridge
+    start_collector: Callable[..., Any], late_bridge: Pipeline
 ) -> None:
     """The Collector acknowledged the clicks, then died (SIGKILL) before it
     could hand them to the bridge. Its queue is on disk (file_storage), so
@@ -194,6 +180,6 @@ def test_collector_killed_with_clicks_queued_loses_nothing(
     first.process.kill()
     first.process.wait(timeout=15)
     assert late_bridge.receiver.store.count_clicks() == 0
-    late_bridge.start()
+    late_bridge.start_bridge()
     start_collector(env=env)  # same tmp_path, so the same queue directory
     late_bridge.wait_for_every(sent, "every click queued by the killed Collector")
