@@ -359,6 +359,31 @@ def _unflatten_flat(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 assert len(METADATA_PREFIX) == 20
 
 
+#: Attribute name -> its metadata key when plain, _NOT_METADATA or
+#: _NOT_PLAIN (needs the thorough path). Names repeat on every click, so
+#: each is looked at once (bounded: reset when full).
+_plain_metadata_keys: Dict[str, object] = {}
+_NOT_METADATA = object()
+_NOT_PLAIN = object()
+_UNSEEN = object()
+_PLAIN_KEYS_CACHED = 4096
+
+
+def _plain_metadata_key(name: str) -> object:
+    rest: object
+    if not name.startswith(METADATA_PREFIX):
+        rest = _NOT_METADATA
+    else:
+        key = name[len(METADATA_PREFIX) :]
+        plain = key.isascii() and not ("." in key or "[" in key or "]" in key or "\\" in key)
+        rest = key if plain else _NOT_PLAIN
+    if type(name) is str:  # a str subclass may hash alike yet be another key
+        if len(_plain_metadata_keys) >= _PLAIN_KEYS_CACHED:
+            _plain_metadata_keys.clear()
+        _plain_metadata_keys[name] = rest
+    return rest
+
+
 def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """Fast path of :func:`unflatten_valid`: one level of plain keys and
     scalars that :func:`flatten` accepts as they are, checked in the same
@@ -369,12 +394,14 @@ def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Dict[str, A
     finite floats, 64-bit ints, bools, within the leaf and size bounds.
     """
     root: Dict[str, Any] = {}
-    prefix = METADATA_PREFIX
     chars = 0
+    known = _plain_metadata_keys
     for key, value in attributes.items():
-        if key.startswith(prefix):
-            rest = key[20:]
-            if not rest.isascii() or "." in rest or "[" in rest or "]" in rest or "\\" in rest:
+        rest: Any = known.get(key, _UNSEEN)
+        if rest is _UNSEEN:
+            rest = _plain_metadata_key(key)
+        if rest is not _NOT_METADATA:
+            if rest is _NOT_PLAIN:
                 return None
             kind = type(value)
             if kind is str:

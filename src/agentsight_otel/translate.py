@@ -340,42 +340,60 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
     scope = _strict_encoder.encode(_SCOPE)
     otel_by_resource: Dict[int, str] = {}
     blocks: Dict[str, List[str]] = {}
+    # Labels, events, values and conversations repeat across a batch's clicks:
+    # each distinct string is JSON-quoted once.
+    quoted: Dict[str, str] = {}
+
+    def q(text: str) -> str:
+        known = quoted.get(text)
+        if known is None:
+            known = quoted[text] = _quote(text)
+        return known
+
+    template = _SPAN_TEMPLATE
     for record in sorted(records, key=lambda r: r.timestamp_ns):
-        otel = otel_by_resource.get(id(record.resource))
+        (
+            click_id,
+            event,
+            label,
+            value,
+            conversation_id,
+            metadata,
+            at,
+            trace_id,
+            span_id,
+            resource,
+        ) = record
+        otel = otel_by_resource.get(id(resource))
         if otel is None:
             try:
-                resource = _strict_encoder.encode(dict(record.resource))
+                resource_json = _strict_encoder.encode(dict(resource))
             except (TypeError, ValueError):  # a resource value JSON cannot carry
-                resource = "{}"
-            otel = _OTEL_TEMPLATE % (resource, scope)
-            otel_by_resource[id(record.resource)] = otel
-        stamp = iso_timestamp(record.timestamp_ns)
-        label = _quote(record.label)
-        metadata = (
-            f'"agentsight.metadata":{_quote(metadata_json(record.metadata))},'
-            if record.metadata
-            else ""
-        )
-        span = _SPAN_TEMPLATE % (
-            ingest_span_id(record.click_id),
-            _quote(record.trace_id),
-            _quote(record.span_id),
-            label,
+                resource_json = "{}"
+            otel = _OTEL_TEMPLATE % (resource_json, scope)
+            otel_by_resource[id(resource)] = otel
+        stamp = iso_timestamp(at)
+        quoted_label = q(label)
+        span = template % (
+            ingest_span_id(click_id),
+            _quote(trace_id),
+            _quote(span_id),
+            quoted_label,
             stamp,
             stamp,
-            _quote(record.conversation_id),
+            q(conversation_id),
             env_attr,
-            label,
-            _quote(record.button_event),
-            label,
-            _quote(record.value),
-            metadata,
-            _quote(record.click_id),
+            quoted_label,
+            q(event),
+            quoted_label,
+            q(value),
+            f'"agentsight.metadata":{_quote(metadata_json(metadata))},' if metadata else "",
+            _quote(click_id),
             otel,
         )
-        spans = blocks.get(record.conversation_id)
+        spans = blocks.get(conversation_id)
         if spans is None:
-            blocks[record.conversation_id] = [span]
+            blocks[conversation_id] = [span]
         else:
             spans.append(span)
     body = ",".join(
