@@ -201,6 +201,11 @@ def _sequence(walk: _Walk, path: str, value: Any, depth: int) -> None:
 
 
 _FLAT_MAX_KEYS = 64
+#: Plain metadata key -> its attribute name. The same few keys come with
+#: every click; checking and prefixing each once was a third of flattening
+#: (bounded: reset when full).
+_flat_names: Dict[str, str] = {}
+_FLAT_NAMES_CACHED = 4096
 
 
 def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
@@ -214,16 +219,22 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
     if len(metadata) > _FLAT_MAX_KEYS:
         return False
     chars = 0
+    names = _flat_names
     for key, value in metadata.items():
-        if (
-            type(key) is not str
-            or not key.isascii()
-            or "." in key
-            or "[" in key
-            or "]" in key
-            or "\\" in key
-        ):
-            return False
+        name = names.get(key) if type(key) is str else None
+        if name is None:
+            if (
+                type(key) is not str
+                or not key.isascii()
+                or "." in key
+                or "[" in key
+                or "]" in key
+                or "\\" in key
+            ):
+                return False
+            if len(names) >= _FLAT_NAMES_CACHED:
+                names.clear()
+            name = names[key] = METADATA_PREFIX + key
         kind = type(value)
         if kind is str:
             if not value.isascii():
@@ -238,7 +249,7 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
         elif kind is not bool:
             return False
         chars += len(key)
-        out[METADATA_PREFIX + key] = value
+        out[name] = value
     return chars <= MAX_CHARS
 
 

@@ -100,12 +100,14 @@ class _ClickIds:
         self.prefix = os.urandom(8).hex()
         self.counter = itertools.count()
 
-    def __call__(self) -> str:
+    def next_id(self) -> str:
         # next() is atomic under the GIL; to_bytes().hex() is the cheapest hex.
         return self.prefix + next(self.counter).to_bytes(8, "big").hex()
 
 
-new_click_id = _ClickIds()
+_click_ids = _ClickIds()
+#: A bound method: cheaper to call than an instance's ``__call__``.
+new_click_id = _click_ids.next_id
 
 
 def _required(field: str, value: Any) -> str:
