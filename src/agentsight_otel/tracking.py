@@ -229,20 +229,22 @@ def _check_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> D
     return attributes
 
 
-def _room_for_event(span: Any) -> bool:
-    """Whether a recording SDK span has room for a click, with headroom.
+def _limits_if_room(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
+    """Whether a recording span has room for a click, and its SDK limits.
 
     The SDK evicts a span's *oldest* events once it holds ``max_events``, so
     a click placed on a nearly full span could be pushed out by the
     application's later events. Clicks therefore only go on a span that is
     at most three quarters full; otherwise they get their own child span.
+    A span that is not the SDK's has nothing to go by: room, no limits.
     """
     try:
-        limit = span._limits.max_events
+        limits = span._limits
+        limit = limits.max_events
         held = len(span._events)
-    except (AttributeError, TypeError):  # not the SDK's span: nothing to go by
-        return True
-    return limit is None or held < limit - limit // 4
+    except (AttributeError, TypeError):
+        return True, None
+    return (limit is None or held < limit - limit // 4), limits
 
 
 class Tracker:
@@ -338,8 +340,8 @@ class Tracker:
 
         now = time.time_ns()
         span = trace.get_current_span()
-        if span.is_recording() and _room_for_event(span):
-            limits = getattr(span, "_limits", None)
+        room, limits = _limits_if_room(span) if span.is_recording() else (False, None)
+        if room:
             if limits is not None and (
                 limits.max_attribute_length is not None
                 or (
