@@ -172,3 +172,19 @@ def test_unflatten_valid_counts_leaves_on_the_fast_path() -> None:
         unflatten_valid(attributes)
     del attributes[f"{METADATA_PREFIX}k0"]
     assert len(unflatten_valid(attributes)) == MAX_LEAVES
+
+
+def test_name_caches_stay_bounded_and_correct() -> None:
+    # Both fast paths remember names they have checked; a stream of ever new
+    # keys (an application putting ids in keys) must not grow them without
+    # bound, nor change any result.
+    from agentsight_otel import metadata as md
+
+    for i in range(3 * md._FLAT_NAMES_CACHED):
+        metadata = {f"k{i}": i, "fixed": "v"}
+        flat = flatten(metadata)
+        assert flat == {f"{METADATA_PREFIX}k{i}": i, f"{METADATA_PREFIX}fixed": "v"}
+        assert unflatten_valid(flat) == metadata
+    assert len(md._flat_names) <= md._FLAT_NAMES_CACHED
+    assert len(md._plain_metadata_keys) <= md._PLAIN_KEYS_CACHED
+    assert unflatten_valid({METADATA_PREFIX + "a.b": 1}) == {"a": {"b": 1}}  # not a plain name
