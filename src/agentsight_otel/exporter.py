@@ -407,13 +407,7 @@ class AgentSightSpanExporter(SpanExporter):
                 if not self._pending:
                     self._cond.notify_all()
                     return
-                items: List[_Item] = []
-                taken = 0
-                while self._pending and taken < settings.max_batch_size:
-                    item, clicks = self._pending.popleft()
-                    items.append((item, clicks))
-                    taken += clicks
-                self._pending_clicks -= taken
+                items, taken = self._pop_batch()
                 self._spooling += taken
             try:
                 self._spool_records(self._translate(items))
@@ -423,6 +417,19 @@ class AgentSightSpanExporter(SpanExporter):
                 with self._cond:
                     self._spooling -= taken
                     self._cond.notify_all()
+
+    def _pop_batch(self) -> Tuple[List[_Item], int]:
+        """Up to ``max_batch_size`` clicks off the queue (lock held), and how many."""
+        assert self._settings is not None
+        limit = self._settings.max_batch_size
+        items: List[_Item] = []
+        taken = 0
+        while self._pending and taken < limit:
+            item, clicks = self._pending.popleft()
+            items.append((item, clicks))
+            taken += clicks
+        self._pending_clicks -= taken
+        return items, taken
 
     def _spool_records(self, records: List[ClickRecord]) -> int:
         """Write records to the spool; returns how many the drop policy refused."""
@@ -457,13 +464,7 @@ class AgentSightSpanExporter(SpanExporter):
                     wait = due
                 self._cond.wait(wait if wait is None else min(wait, 5.0))
             self._linger(lambda: self._pending_clicks >= settings.max_batch_size)
-            items: List[_Item] = []
-            taken = 0
-            while self._pending and taken < settings.max_batch_size:
-                item, clicks = self._pending.popleft()
-                items.append((item, clicks))
-                taken += clicks
-            self._pending_clicks -= taken
+            items, _ = self._pop_batch()
             ticket = self._flush_asked if not self._pending else self._flush_done
             return items, ticket, self._closing
 
