@@ -550,23 +550,22 @@ class AgentSightSpanExporter(SpanExporter):
                     return
 
     def _dispatch(self, items: List[_Item], closing: bool, flushing: bool) -> Optional[bool]:
-        """Memory mode, ingest: hand the batch to a sender thread and return.
+        """Memory mode, ingest: encode the batch here, send it from the pool.
 
-        The worker takes (and the pool translates and sends) the next batch
-        while earlier ones wait on the network, up to
-        ``max_concurrent_requests`` in flight: one request at a time caps
-        delivery at one batch per round trip. Order does not matter to
+        The worker translates and encodes the next batch while earlier ones
+        wait on the network, up to ``max_concurrent_requests`` in flight: one
+        request at a time caps delivery at one batch per round trip. Order does not matter to
         ingest (the receiver orders by time; click ids make it idempotent).
         A pass that honours a flush or a shutdown waits for every batch in
         flight and reports whether all of them arrived; others report None.
         """
-        if items:
+        records = self._translate(items) if items else []
+        if records:
             # Translating and encoding stay on this one thread; only the wait
             # for the answer is shared out. Several CPU-bound senders would
             # each take the GIL from the application's threads.
-            records = self._translate(items)
             assert self._settings is not None
-            body = encode_ingest(records, self._settings.environment) if records else b""
+            body = encode_ingest(records, self._settings.environment)
             self._slots.acquire()
             with self._cond:
                 self._in_flight += 1

@@ -197,6 +197,8 @@ def _check_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> D
     if limits is None:
         return attributes
     max_count = limits.max_event_attributes
+    if limits.max_attribute_length is None and (max_count is None or len(attributes) <= max_count):
+        return attributes  # the common case: no limit can bite
     if max_count is not None and len(attributes) > max_count:
         required = {key: attributes[key] for key in REQUIRED_CLICK_ATTRIBUTES}
         if len(required) + 1 > max_count and len(attributes) > len(required):
@@ -342,14 +344,7 @@ class Tracker:
         span = trace.get_current_span()
         room, limits = _limits_if_room(span) if span.is_recording() else (False, None)
         if room:
-            if limits is not None and (
-                limits.max_attribute_length is not None
-                or (
-                    limits.max_event_attributes is not None
-                    and len(attributes) > limits.max_event_attributes
-                )
-            ):
-                attributes = _check_limits(attributes, limits)
+            attributes = _check_limits(attributes, limits)
             span.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
             carrier = span
         else:
