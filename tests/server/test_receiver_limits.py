@@ -7,6 +7,7 @@ it is the one piece of hand-written parsing in the receiver.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import resource
@@ -217,6 +218,59 @@ def test_depth_scan_handles_escapes(text, deep):
     assert limits.json_depth_exceeds(text + b" " * 5000, 5) is deep
 
 
+_STRICT_TEXT = st.text(
+    alphabet=st.sampled_from(list('[]{}"\\/ abnrtu\u00e9\u2603\n\t'))
+    | st.characters(blacklist_categories=("Cs",)),
+    max_size=12,
+)
+_STRICT_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | _STRICT_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(_STRICT_TEXT, children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+def _wrapped(value: Any, depth: int, kind: str) -> Any:
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.builds(_wrapped, _STRICT_JSON, st.integers(0, 40), st.sampled_from(["list", "dict"])),
+    max_depth=st.integers(min_value=0, max_value=40),
+    as_str=st.booleans(),
+)
+def test_parse_json_refuses_exactly_what_nests_too_deep(value, max_depth, as_str):
+    """The orjson fast path bounds depth exactly as the reference counts it."""
+    text = json.dumps(value, ensure_ascii=False)
+    data = text if as_str else text.encode("utf-8")
+    if _reference_depth(value) > max_depth:
+        with pytest.raises(limits.MalformedBody, match="nesting"):
+            limits.parse_json(data, max_depth)
+    else:
+        assert limits.parse_json(data, max_depth) == value
+
+
+@pytest.mark.parametrize("text", ["", "  ", "1],[2", "[1]]],[[[2]", "{}],[{}", "]", "[", "1 2"])
+def test_parse_json_refuses_what_is_not_exactly_one_value(text):
+    # Each of these parses once wrapped in brackets; none is a JSON document.
+    for data in (text, text.encode()):
+        with pytest.raises(limits.MalformedBody):
+            limits.parse_json(data)
+
+
+def test_parse_json_takes_the_single_pass_for_ordinary_bodies():
+    """orjson's own depth limit is found and used, so the byte pre-scan stays
+    off the hot path (a regression here costs the receiver a sixth of its speed)."""
+    assert (limits._orjson_depth_limit() or 0) > limits.MAX_JSON_DEPTH
+    assert limits._loads_within_depth(b'{"a": [[1]]}', 3) == {"a": [[1]]}
+    assert limits._loads_within_depth(b'{"a": [[[1]]]}', 3) is limits._UNSETTLED
+
+
 def test_gunzip_refuses_past_the_limit_without_inflating_everything(gzip_bomb):
     with pytest.raises(limits.BodyTooLarge):
         limits.gunzip(gzip_bomb, 1 << 20)
@@ -229,3 +283,20 @@ def test_decompress_identity_is_bounded_too():
         limits.decompress(b"abcd", "", 3)
     with pytest.raises(limits.UnsupportedEncoding):
         limits.decompress(b"abc", "br", 3)
+
+
+def test_collector_paused_restores_the_collector_as_it_found_it():
+    assert gc.isenabled()
+    with limits.collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(limits.MalformedBody), limits.collector_paused():
+        limits.parse_json(b"[1,")
+    assert gc.isenabled(), "an error while paused must not leave the collector off"
+    gc.disable()
+    try:
+        with limits.collector_paused():
+            pass
+        assert not gc.isenabled(), "an application that disabled gc keeps it disabled"
+    finally:
+        gc.enable()

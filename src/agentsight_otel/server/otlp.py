@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.server.limits import MalformedBody, json_depth_exceeds, strict_loads
+from agentsight_otel.server.limits import MalformedBody, parse_json
 from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
 
 PROTOBUF = "application/x-protobuf"
@@ -92,13 +92,8 @@ def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
             raise MalformedOTLP(f"not an ExportTraceServiceRequest: {exc}") from None
         return request
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedOTLP("JSON body is not UTF-8") from None
-    if json_depth_exceeds(body, MAX_JSON_DEPTH):
-        raise MalformedOTLP(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        document = strict_loads(text, body)  # refuses lone surrogates, NaN, 1e999, huge ints
+        # Strict (no lone surrogates, NaN, 1e999 or huge ints) and depth-bounded.
+        document = parse_json(body, MAX_JSON_DEPTH)
     except MalformedBody as exc:
         raise MalformedOTLP(f"not JSON: {exc}") from None
     if not isinstance(document, dict):

@@ -258,8 +258,9 @@ class _Receiver:
         return JSONResponse(answer, status_code=200)
 
     def _ingest_sync(self, raw: bytes, encoding: Optional[str]) -> Dict[str, Any]:
-        body = limits.parse_json(limits.decompress(raw, encoding, limits.MAX_DECOMPRESSED_BYTES))
-        batch = ingest_clicks(body)
+        data = limits.decompress(raw, encoding, limits.MAX_DECOMPRESSED_BYTES)
+        with limits.collector_paused():
+            batch = ingest_clicks(limits.parse_json(data))
         result = self.store.insert_clicks(batch.clicks, SOURCE_INGEST)
         return {
             "accepted": batch.spans,
