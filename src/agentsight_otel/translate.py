@@ -350,7 +350,12 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
             known = quoted[text] = _quote(text)
         return known
 
-    template = _SPAN_TEMPLATE
+    # Each block's first span is written bare and every later one with its
+    # leading comma, so the body is one join of all fragments: joining per
+    # block and then again copied the whole body twice more (a third of
+    # this function's time on large batches).
+    first_template = _SPAN_TEMPLATE
+    next_template = "," + _SPAN_TEMPLATE
     for record in sorted(records, key=lambda r: r.timestamp_ns):
         (
             click_id,
@@ -374,34 +379,45 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
             otel_by_resource[id(resource)] = otel
         stamp = iso_timestamp(at)
         quoted_label = q(label)
-        span = template % (
-            ingest_span_id(click_id),
-            _quote(trace_id),
-            _quote(span_id),
-            quoted_label,
-            stamp,
-            stamp,
-            q(conversation_id),
-            env_attr,
-            quoted_label,
-            q(event),
-            quoted_label,
-            q(value),
-            f'"agentsight.metadata":{_quote(metadata_json(metadata))},' if metadata else "",
-            _quote(click_id),
-            otel,
-        )
         spans = blocks.get(conversation_id)
         if spans is None:
-            blocks[conversation_id] = [span]
+            spans = blocks[conversation_id] = []
+            template = first_template
         else:
-            spans.append(span)
-    body = ",".join(
-        f'{{"conversation_id":{_quote(cid)},"spans":[{",".join(spans)}]{env_block}}}'
-        for cid, spans in blocks.items()
-    )
+            template = next_template
+        spans.append(
+            template
+            % (
+                ingest_span_id(click_id),
+                _quote(trace_id),
+                _quote(span_id),
+                quoted_label,
+                stamp,
+                stamp,
+                q(conversation_id),
+                env_attr,
+                quoted_label,
+                q(event),
+                quoted_label,
+                q(value),
+                f'"agentsight.metadata":{_quote(metadata_json(metadata))},' if metadata else "",
+                _quote(click_id),
+                otel,
+            )
+        )
     sdk = _strict_encoder.encode({"name": SDK_NAME, "version": __version__})
-    return f'{{"sdk":{sdk},"conversations":[{body}]}}'.encode()
+    pieces = [f'{{"sdk":{sdk},"conversations":[']
+    block_end = f"]{env_block}}}"
+    for cid, spans in blocks.items():
+        pieces.append(
+            f'{{"conversation_id":{_quote(cid)},"spans":['
+            if len(pieces) == 1
+            else f',{{"conversation_id":{_quote(cid)},"spans":['
+        )
+        pieces.extend(spans)
+        pieces.append(block_end)
+    pieces.append("]}")
+    return "".join(pieces).encode()
 
 
 def buttons_body(record: ClickRecord) -> Dict[str, Any]:
