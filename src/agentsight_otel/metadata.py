@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from agentsight_otel.errors import InvalidButtonError
 from agentsight_otel.semconv import (
+    BUTTONS_CORRELATION_KEY,
     METADATA_EMPTY_OBJECTS,
     METADATA_JSON,
     METADATA_NULLS,
@@ -230,6 +231,9 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
                 or "[" in key
                 or "]" in key
                 or "\\" in key
+                # Reserved by track_button: never cached, so its caller's
+                # careful path sees the key and refuses it.
+                or key == BUTTONS_CORRELATION_KEY
             ):
                 return False
             if len(names) >= _FLAT_NAMES_CACHED:
