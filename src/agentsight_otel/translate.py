@@ -80,6 +80,11 @@ class ClickRecord(NamedTuple):
         return iso_timestamp(self.timestamp_ns)
 
 
+#: ``ClickRecord(...)`` without the Python-level ``__new__`` NamedTuple
+#: generates for it; the fields are in order.
+_new_record: Any = tuple.__new__
+
+
 def _text(attributes: Mapping[str, Any], key: str) -> str:
     value = attributes.get(key)
     if type(value) is not str or not value or value.isspace():
@@ -137,18 +142,22 @@ def record_from_event(
         raise InvalidClick(f"metadata: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise InvalidClick(f"metadata attributes cannot be decoded: {exc}") from None
-    return ClickRecord(
-        click_id,
-        event,
-        label,
-        value,
-        conversation_id,
-        metadata,
-        timestamp_ns,
-        trace_id,
-        span_id,
-        resource,
+    record: ClickRecord = _new_record(
+        ClickRecord,
+        (
+            click_id,
+            event,
+            label,
+            value,
+            conversation_id,
+            metadata,
+            timestamp_ns,
+            trace_id,
+            span_id,
+            resource,
+        ),
     )
+    return record
 
 
 def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[str]]:
