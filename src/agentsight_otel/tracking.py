@@ -125,7 +125,8 @@ def iso_timestamp(unix_nanos: int) -> str:
 
 
 class _ClickIds:
-    """Unique click ids, cheaply: a random per-process prefix and a counter.
+    """Unique click ids, cheaply: a random per-process prefix and a counter
+    (``prefix + counter as 16 hex``, written in :meth:`Tracker.track_button`).
 
     64 random bits name the process, 64 counter bits the click: 32 hex
     characters, unique without a system call per click. ``os.urandom`` per
@@ -142,14 +143,9 @@ class _ClickIds:
         self.prefix = os.urandom(8).hex()
         self.counter = itertools.count()
 
-    def next_id(self) -> str:
-        # next() is atomic under the GIL; to_bytes().hex() is the cheapest hex.
-        return self.prefix + next(self.counter).to_bytes(8, "big").hex()
-
 
 _click_ids = _ClickIds()
-#: A bound method: cheaper to call than an instance's ``__call__``.
-new_click_id = _click_ids.next_id
+_time_ns = time.time_ns
 
 
 def _required(field: str, value: Any) -> str:
@@ -373,7 +369,11 @@ class Tracker:
             if found is None:
                 raise MissingConversationIdError()
             resolved = found
-        click_id = new_click_id()
+        # Written here, not in a _ClickIds method: a call is a tenth of what
+        # track_button adds to add_event. next() is atomic under the GIL, and
+        # to_bytes().hex() is the cheapest hex.
+        ids = _click_ids
+        click_id = ids.prefix + next(ids.counter).to_bytes(8, "big").hex()
         attributes: Dict[str, Any] = {
             BUTTON_EVENT: button_event,
             BUTTON_LABEL: label,
@@ -387,7 +387,7 @@ class Tracker:
         ):
             _flatten_metadata(metadata, attributes)
 
-        now = time.time_ns()
+        now = _time_ns()
         span = current_span()
         # _room_and_limits and _check_limits, inlined for the common case
         # (they were a sixth of the cost on top of add_event): a recording
