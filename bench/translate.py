@@ -15,6 +15,7 @@ Targets (issue 3): >= 100,000 clicks/s on one core, >= 5x agentsight 0.1.4.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -63,6 +64,11 @@ def their_spans(clicks: int) -> Sequence[Any]:
 def rate(work: Callable[[], int], rounds: int) -> float:
     results = []
     for _ in range(rounds):
+        # Each run starts from the same collector state. Both candidates keep
+        # paying for the collections their own allocations trigger, but not
+        # for a full collection that the other's garbage made due (it walks
+        # every span this process holds, and which run it lands in is luck).
+        gc.collect()
         start = time.process_time()  # CPU time of this (single) thread's process
         clicks = work()
         results.append(clicks / (time.process_time() - start))

@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentsight_otel.errors import InvalidButtonError
-from agentsight_otel.metadata import MAX_DEPTH, MAX_LEAVES, flatten, unflatten, unflatten_valid
+from agentsight_otel.metadata import (
+    MAX_DEPTH,
+    MAX_LEAVES,
+    flatten,
+    unflatten,
+    unflatten_valid,
+    unflatten_valid_json,
+)
 from agentsight_otel.semconv import METADATA_PREFIX
 
 # Keys deliberately include the characters the path syntax uses.
@@ -164,6 +171,34 @@ flat_attribute_maps = st.dictionaries(
 @given(st.one_of(flat_attribute_maps, metadata_objects.map(flatten)))
 def test_unflatten_valid_agrees_with_unflatten_then_flatten(attributes: dict[str, Any]) -> None:
     assert _fast_or_error(attributes) == _thorough(attributes)
+
+
+# What track_button sends nearly every time: a few plain keys, scalar values.
+plain_metadata = st.dictionaries(
+    st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True),
+    st.one_of(
+        st.text(alphabet=st.characters(max_codepoint=127), max_size=12),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(flat_attribute_maps, metadata_objects.map(flatten), plain_metadata.map(flatten)))
+def test_unflatten_valid_json_writes_what_json_dumps_writes(attributes: dict[str, Any]) -> None:
+    """The text written in the fast path's single pass is json.dumps's, byte for byte."""
+    expected = _fast_or_error(attributes)
+    try:
+        metadata, text = unflatten_valid_json(attributes)
+    except (ValueError, TypeError) as exc:
+        assert type(exc) is expected
+        return
+    assert metadata == expected
+    assert text == json.dumps(metadata, ensure_ascii=False)
 
 
 def test_unflatten_valid_counts_leaves_on_the_fast_path() -> None:

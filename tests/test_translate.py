@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
@@ -156,3 +157,29 @@ def test_fast_encoder_writes_exactly_the_payload(
     for record in records:  # and the metadata string is 0.1.4's json.dumps, to the byte
         if record.metadata:
             assert metadata_json(record.metadata) == json.dumps(record.metadata, ensure_ascii=False)
+
+
+def test_spool_rows_written_before_metadata_text_still_encode_the_same() -> None:
+    # Spools written by 0.1.0 hold ten fields per record (no metadata text).
+    tp, exporter = provider()
+    Tracker("conv", tracer_provider=tp).track_button(
+        "evt", "Label", "v", metadata={"plan": "pro", "seats": 3, "nested": {"x": [1.5]}}
+    )
+    [record] = records_from_spans(exporter.get_finished_spans())[0]
+    assert record.metadata_text == json.dumps(record.metadata, ensure_ascii=False)
+    old_row = json.dumps(json.loads(record_to_json(record))[:10])
+    older = record_from_json(old_row)
+    assert older.metadata_text is None
+    assert encode_ingest([older], "production") == encode_ingest([record], "production")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "\ud800 lone surrogate"])
+def test_a_resource_json_cannot_carry_is_sent_empty_not_fatal(bad: Any) -> None:
+    tp, exporter = provider()
+    Tracker("conv", tracer_provider=tp).track_button("evt", "Label", "v")
+    [record] = records_from_spans(exporter.get_finished_spans())[0]
+    record = record._replace(resource={"service.name": "svc", "odd": bad})
+    body = json.loads(encode_ingest([record]))
+    [span] = body["conversations"][0]["spans"]
+    assert span["otel"]["resource"] == {}
+    assert span["attributes"]["agentsight.button.click_id"] == record.click_id

@@ -399,18 +399,32 @@ def _plain_metadata_key(name: str) -> object:
     return rest
 
 
-def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """Fast path of :func:`unflatten_valid`: one level of plain keys and
-    scalars that :func:`flatten` accepts as they are, checked in the same
-    pass; None for anything else (the thorough path decides).
+#: Plain metadata key -> its JSON text and separator (``"price": ``), as
+#: json.dumps writes it (bounded: reset when full).
+_json_keys: Dict[str, str] = {}
+_quote = json.encoder.encode_basestring  # C: a JSON string literal, non-ASCII kept
+#: json.dumps(metadata, ensure_ascii=False), built once (a keyword argument
+#: to json.dumps builds a new encoder per call).
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Tuple[Dict[str, Any], str]]:
+    """Fast path of :func:`unflatten_valid_json`: one level of plain keys and
+    scalars that :func:`flatten` accepts as they are, checked, rebuilt and
+    written as JSON in the same pass; None for anything else (the thorough
+    path decides).
 
     The rules are those of ``_flatten_flat``, so whatever this returns,
     ``flatten`` would accept: ASCII keys without ``.[]\\``, ASCII strings,
-    finite floats, 64-bit ints, bools, within the leaf and size bounds.
+    finite floats, 64-bit ints, bools, within the leaf and size bounds. The
+    text is ``json.dumps(metadata, ensure_ascii=False)`` byte for byte (a
+    property test holds it), which is what agentsight 0.1.4 sends.
     """
     root: Dict[str, Any] = {}
+    parts: List[str] = []
     chars = 0
     known = _plain_metadata_keys
+    json_keys = _json_keys
     for key, value in attributes.items():
         rest: Any = known.get(key, _UNSEEN)
         if rest is _UNSEEN:
@@ -423,19 +437,30 @@ def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Dict[str, A
                 if not value.isascii():
                     return None
                 chars += len(value)
+                text = _quote(value)
             elif kind is float:
                 if value != value or value == _INF or value == -_INF:
                     return None
+                text = float.__repr__(value)
             elif kind is int:
                 if not _INT64_MIN <= value <= _INT64_MAX:
                     return None
-            elif kind is not bool:
+                text = int.__repr__(value)
+            elif kind is bool:
+                text = "true" if value else "false"
+            else:
                 return None
             chars += len(rest)
             root[rest] = value
+            prefix = json_keys.get(rest)
+            if prefix is None:
+                if len(json_keys) >= _PLAIN_KEYS_CACHED:
+                    json_keys.clear()
+                prefix = json_keys[rest] = _quote(rest) + ": "
+            parts.append(prefix + text)
     if len(root) > MAX_LEAVES or chars > MAX_CHARS:
         return None
-    return root
+    return root, "{" + ", ".join(parts) + "}"
 
 
 def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
@@ -488,6 +513,14 @@ def unflatten_valid(attributes: Mapping[str, Any]) -> Dict[str, Any]:
     no flatten could have produced, :class:`InvalidButtonError` for metadata
     that breaks a rule. The common flat case is checked in one pass.
     """
+    return unflatten_valid_json(attributes)[0]
+
+
+def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any], str]:
+    """:func:`unflatten_valid`, and the metadata as JSON text exactly as
+    ``json.dumps(metadata, ensure_ascii=False)`` writes it (the form the
+    ingest API carries), from one pass in the common flat case.
+    """
     if (
         NULLS_KEY not in attributes
         and EMPTY_OBJECTS_KEY not in attributes
@@ -498,4 +531,4 @@ def unflatten_valid(attributes: Mapping[str, Any]) -> Dict[str, Any]:
             return flat
     metadata = unflatten(attributes)
     flatten(metadata, {})
-    return metadata
+    return metadata, _json_text(metadata)
