@@ -56,10 +56,8 @@ _SCOPE = {"name": "agentsight_otel", "version": __version__, "schema_url": ""}
 _NO_DROPS = {"attributes": 0, "events": 0, "links": 0}
 
 
-_quote = json.encoder.encode_basestring  # C implementation: a JSON string literal
 _metadata_encoder = json.JSONEncoder(ensure_ascii=False)
 _strict_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_INF = float("inf")
 
 
 class InvalidClick(ValueError):
@@ -233,39 +231,14 @@ def ingest_span_id(click_id: str) -> str:
     return digest if digest != "0" * 16 else "0" * 15 + "1"  # all-zero is an invalid span id
 
 
-def _flat_json(metadata: Mapping[str, Any]) -> Optional[str]:
-    """JSON for one level of str keys and scalars, written directly; else None.
-
-    Byte-identical to ``json.dumps(metadata, ensure_ascii=False)`` (floats use
-    ``float.__repr__``, as json does), and several times cheaper per click.
-    """
-    parts = []
-    for key, value in metadata.items():
-        kind = type(value)
-        if kind is str:
-            text = _quote(value)
-        elif kind is bool:
-            text = "true" if value else "false"
-        elif kind is int:
-            text = int.__repr__(value)
-        elif kind is float:
-            if value != value or value in (_INF, -_INF):
-                return None
-            text = float.__repr__(value)
-        elif value is None:
-            text = "null"
-        else:
-            return None
-        if type(key) is not str:
-            return None
-        parts.append(f"{_quote(key)}: {text}")
-    return "{" + ", ".join(parts) + "}"
-
-
 def metadata_json(metadata: Mapping[str, Any]) -> str:
-    """Metadata as the JSON string 0.1.4 puts in ``agentsight.metadata``."""
-    flat = _flat_json(metadata)
-    return flat if flat is not None else _metadata_encoder.encode(metadata)
+    """Metadata as the JSON string 0.1.4 puts in ``agentsight.metadata``.
+
+    Records read back from spans already carry it (``metadata_text``, written
+    in the pass that reads them); this is for the reference payload and for
+    spool rows written before that field existed.
+    """
+    return _metadata_encoder.encode(metadata)
 
 
 def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[str, Any]:
