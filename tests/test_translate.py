@@ -183,3 +183,5 @@ def test_a_resource_json_cannot_carry_is_sent_empty_not_fatal(bad: Any) -> None:
     [span] = body["conversations"][0]["spans"]
     assert span["otel"]["resource"] == {}
     assert span["attributes"]["agentsight.button.click_id"] == record.click_id
+    assert json.loads(encode(ingest_payload([record]))) == body  # the reference agrees
+    assert json.loads(encode(ingest_payload([record]))) == body  # the reference agrees

@@ -403,9 +403,14 @@ def _plain_metadata_key(name: str) -> object:
 #: json.dumps writes it (bounded: reset when full).
 _json_keys: Dict[str, str] = {}
 _quote = json.encoder.encode_basestring  # C: a JSON string literal, non-ASCII kept
-#: json.dumps(metadata, ensure_ascii=False), built once (a keyword argument
-#: to json.dumps builds a new encoder per call).
-_json_text = json.JSONEncoder(ensure_ascii=False).encode
+#: Built once: a keyword argument to json.dumps builds a new encoder per call.
+_json_encoder = json.JSONEncoder(ensure_ascii=False)
+
+
+def to_json(metadata: Mapping[str, Any]) -> str:
+    """Metadata as JSON text, ``json.dumps(metadata, ensure_ascii=False)``:
+    the string agentsight 0.1.4 puts in ``agentsight.metadata``."""
+    return _json_encoder.encode(metadata)
 
 
 def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Tuple[Dict[str, Any], str]]:
@@ -531,4 +536,4 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
             return flat
     metadata = unflatten(attributes)
     flatten(metadata, {})
-    return metadata, _json_text(metadata)
+    return metadata, to_json(metadata)
