@@ -13,6 +13,7 @@ from agentsight_otel.errors import InvalidButtonError
 from agentsight_otel.metadata import (
     MAX_DEPTH,
     MAX_LEAVES,
+    NULLS_KEY,
     flatten,
     unflatten,
     unflatten_valid,
@@ -221,5 +222,51 @@ def test_name_caches_stay_bounded_and_correct() -> None:
         assert flat == {f"{METADATA_PREFIX}k{i}": i, f"{METADATA_PREFIX}fixed": "v"}
         assert unflatten_valid(flat) == metadata
     assert len(md._flat_names) <= md._FLAT_NAMES_CACHED
-    assert len(md._plain_metadata_keys) <= md._PLAIN_KEYS_CACHED
+    assert len(md._flat_plans) <= md._FLAT_PLANS_CACHED
     assert unflatten_valid({METADATA_PREFIX + "a.b": 1}) == {"a": {"b": 1}}  # not a plain name
+
+
+def test_fast_path_plans_follow_each_shape() -> None:
+    # One plan per ordered set of attribute names: the same names with other
+    # values, or other names, must each get the answer the thorough path gives.
+    p = METADATA_PREFIX
+    click = {"agentsight.click_id": "c1", "agentsight.button_label": "L"}
+    first = {**click, p + "a": 1, p + "b": "x"}
+    assert unflatten_valid_json(first) == ({"a": 1, "b": "x"}, '{"a": 1, "b": "x"}')
+    # Same shape, values the fast path declines: the thorough path decides.
+    with pytest.raises(InvalidButtonError):
+        unflatten_valid_json({**click, p + "a": float("nan"), p + "b": "x"})
+    assert unflatten_valid_json({**click, p + "a": (1, 2), p + "b": "x"})[0] == {
+        "a": [1, 2],
+        "b": "x",
+    }
+    # Same names in another order: another shape, keys keep the event's order.
+    assert unflatten_valid_json({p + "b": "x", **click, p + "a": 1})[1] == '{"b": "x", "a": 1}'
+    # A shape with a marker or a path never takes the fast path.
+    assert unflatten_valid_json({**click, p + "a.b": 1})[0] == {"a": {"b": 1}}
+    nulls = {**click, p + "a": 1, NULLS_KEY: ("b",)}
+    assert unflatten_valid_json(nulls) == ({"a": 1, "b": None}, '{"a": 1, "b": null}')
+
+
+class _Name(str):
+    """An attribute name that is a str subclass (the SDK accepts them)."""
+
+
+def test_str_subclass_names_are_read_but_never_planned() -> None:
+    from agentsight_otel import metadata as md
+
+    attributes = {_Name(METADATA_PREFIX + "k"): 5, "agentsight.click_id": "c"}
+    assert unflatten_valid_json(attributes) == ({"k": 5}, '{"k": 5}')
+    assert all(type(name) is str for shape in md._flat_plans for name in shape)
+
+
+class _Unreadable(dict):  # type: ignore[type-arg]
+    """Lists its keys, but item access misses: a plan must not trust a shape."""
+
+    def __getitem__(self, key: Any) -> Any:
+        raise KeyError(key)
+
+
+def test_a_mapping_that_does_not_answer_its_own_keys_takes_the_thorough_path() -> None:
+    attributes = _Unreadable({METADATA_PREFIX + "k": 5})
+    assert unflatten_valid_json(attributes) == ({"k": 5}, '{"k": 5}')

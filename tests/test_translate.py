@@ -16,12 +16,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentsight_otel import Tracker
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.translate import (
+    InvalidClick,
     buttons_body,
     encode,
     encode_ingest,
     ingest_payload,
     ingest_span_id,
     metadata_json,
+    record_from_event,
     record_from_json,
     record_to_json,
     records_from_spans,
@@ -81,6 +83,54 @@ def test_hand_written_bad_click_event_is_rejected_not_half_sent() -> None:
     assert len(rejected) == 2
     assert "missing or blank" in rejected[0]
     assert "metadata" in rejected[1]
+
+
+_FIELDS = (
+    "agentsight.click_id",
+    "agentsight.button_event",
+    "agentsight.button_label",
+    "agentsight.button_value",
+    "agentsight.conversation_id",
+)
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {name: f"ok-{i}" for i, name in enumerate(_FIELDS)}
+    attributes["agentsight.metadata.k"] = 1
+    attributes.update({f"agentsight.{k}": v for k, v in changes.items()})
+    return attributes
+
+
+# The common case is decided by one test (ASCII, first character past the
+# space); these sit on either side of it and must get the careful answer.
+@pytest.mark.parametrize("field", [name.split(".", 1)[1] for name in _FIELDS])
+@pytest.mark.parametrize(
+    "text", [" leading space", "\ttab first", "\x01control first", "caf\u00e9", "\u3000x", "!"]
+)
+def test_text_fields_off_the_fast_path_are_still_accepted(field: str, text: str) -> None:
+    record = record_from_event(_event(**{field: text}), 1, "0" * 32, "0" * 16, {})
+    assert record[_FIELDS.index(f"agentsight.{field}")] == text
+    assert record.metadata == {"k": 1}
+
+
+@pytest.mark.parametrize("field", [name.split(".", 1)[1] for name in _FIELDS])
+@pytest.mark.parametrize(
+    ("bad", "rule"),
+    [
+        ("", "missing or blank"),
+        (" ", "missing or blank"),
+        ("\t\n\x0b\x0c\r\x1c", "missing or blank"),
+        ("\u3000\u2003", "missing or blank"),
+        (None, "missing or blank"),
+        (7, "missing or blank"),
+        ("ok\ud800", "not valid Unicode"),
+        ("\udfffok", "not valid Unicode"),
+    ],
+)
+def test_bad_text_fields_are_named(field: str, bad: Any, rule: str) -> None:
+    with pytest.raises(InvalidClick, match=rule) as caught:
+        record_from_event(_event(**{field: bad}), 1, "0" * 32, "0" * 16, {})
+    assert f"agentsight.{field}" in str(caught.value)
 
 
 def test_ingest_payload_groups_by_conversation_in_time_order() -> None:

@@ -374,34 +374,6 @@ def _unflatten_flat(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 assert len(METADATA_PREFIX) == 20
 
 
-#: Attribute name -> its metadata key when plain, _NOT_METADATA or
-#: _NOT_PLAIN (needs the thorough path). Names repeat on every click, so
-#: each is looked at once (bounded: reset when full).
-_plain_metadata_keys: Dict[str, object] = {}
-_NOT_METADATA = object()
-_NOT_PLAIN = object()
-_UNSEEN = object()
-_PLAIN_KEYS_CACHED = 4096
-
-
-def _plain_metadata_key(name: str) -> object:
-    rest: object
-    if not name.startswith(METADATA_PREFIX):
-        rest = _NOT_METADATA
-    else:
-        key = name[len(METADATA_PREFIX) :]
-        plain = key.isascii() and not ("." in key or "[" in key or "]" in key or "\\" in key)
-        rest = key if plain else _NOT_PLAIN
-    if type(name) is str:  # a str subclass may hash alike yet be another key
-        if len(_plain_metadata_keys) >= _PLAIN_KEYS_CACHED:
-            _plain_metadata_keys.clear()
-        _plain_metadata_keys[name] = rest
-    return rest
-
-
-#: Plain metadata key -> its JSON text and separator (``"price": ``), as
-#: json.dumps writes it (bounded: reset when full).
-_json_keys: Dict[str, str] = {}
 _quote = json.encoder.encode_basestring  # C: a JSON string literal, non-ASCII kept
 #: Built once: a keyword argument to json.dumps builds a new encoder per call.
 _json_encoder = json.JSONEncoder(ensure_ascii=False)
@@ -413,59 +385,40 @@ def to_json(metadata: Mapping[str, Any]) -> str:
     return _json_encoder.encode(metadata)
 
 
-def _unflatten_flat_valid(attributes: Mapping[str, Any]) -> Optional[Tuple[Dict[str, Any], str]]:
-    """Fast path of :func:`unflatten_valid_json`: one level of plain keys and
-    scalars that :func:`flatten` accepts as they are, checked, rebuilt and
-    written as JSON in the same pass; None for anything else (the thorough
-    path decides).
+#: How the fast path reads one shape of click event: for each plain metadata
+#: attribute, (attribute name, metadata key, the key as JSON text with its
+#: separator), and the keys' total length.
+_FlatPlan = Tuple[Tuple[Tuple[str, str, str], ...], int]
+#: A click event's attribute names, in order (its shape) -> its plan, or None
+#: when the thorough path must decide. Every click from one call site has the
+#: same shape, so names are classified once per shape instead of once per
+#: attribute per click (bounded: reset when full).
+_flat_plans: Dict[Tuple[Any, ...], Optional[_FlatPlan]] = {}
+_FLAT_PLANS_CACHED = 1024
+_UNSEEN = object()
 
-    The rules are those of ``_flatten_flat``, so whatever this returns,
-    ``flatten`` would accept: ASCII keys without ``.[]\\``, ASCII strings,
-    finite floats, 64-bit ints, bools, within the leaf and size bounds. The
-    text is ``json.dumps(metadata, ensure_ascii=False)`` byte for byte (a
-    property test holds it), which is what agentsight 0.1.4 sends.
-    """
-    root: Dict[str, Any] = {}
-    parts: List[str] = []
-    chars = 0
-    known = _plain_metadata_keys
-    json_keys = _json_keys
-    for key, value in attributes.items():
-        rest: Any = known.get(key, _UNSEEN)
-        if rest is _UNSEEN:
-            rest = _plain_metadata_key(key)
-        if rest is not _NOT_METADATA:
-            if rest is _NOT_PLAIN:
-                return None
-            kind = type(value)
-            if kind is str:
-                if not value.isascii():
-                    return None
-                chars += len(value)
-                text = _quote(value)
-            elif kind is float:
-                if value != value or value == _INF or value == -_INF:
-                    return None
-                text = float.__repr__(value)
-            elif kind is int:
-                if not _INT64_MIN <= value <= _INT64_MAX:
-                    return None
-                text = int.__repr__(value)
-            elif kind is bool:
-                text = "true" if value else "false"
-            else:
-                return None
-            chars += len(rest)
-            root[rest] = value
-            prefix = json_keys.get(rest)
-            if prefix is None:
-                if len(json_keys) >= _PLAIN_KEYS_CACHED:
-                    json_keys.clear()
-                prefix = json_keys[rest] = _quote(rest) + ": "
-            parts.append(prefix + text)
-    if len(root) > MAX_LEAVES or chars > MAX_CHARS:
-        return None
-    return root, "{" + ", ".join(parts) + "}"
+
+def _flat_plan(shape: Tuple[Any, ...]) -> Optional[_FlatPlan]:
+    plan: Optional[_FlatPlan] = None
+    entries: List[Tuple[str, str, str]] = []
+    for name in shape:
+        if type(name) is not str:
+            # A str subclass may hash alike yet be another key: never cached.
+            return None
+        if name in (NULLS_KEY, EMPTY_OBJECTS_KEY, JSON_KEY):
+            break  # None, {} or compact metadata: not flat
+        if name.startswith(METADATA_PREFIX):
+            key = name[len(METADATA_PREFIX) :]
+            if not key.isascii() or "." in key or "[" in key or "]" in key or "\\" in key:
+                break  # a path, or an escaped key
+            entries.append((name, key, _quote(key) + ": "))
+    else:
+        if len(entries) <= MAX_LEAVES:
+            plan = (tuple(entries), sum(len(key) for _, key, _ in entries))
+    if len(_flat_plans) >= _FLAT_PLANS_CACHED:
+        _flat_plans.clear()
+    _flat_plans[shape] = plan
+    return plan
 
 
 def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
@@ -524,16 +477,59 @@ def unflatten_valid(attributes: Mapping[str, Any]) -> Dict[str, Any]:
 def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any], str]:
     """:func:`unflatten_valid`, and the metadata as JSON text exactly as
     ``json.dumps(metadata, ensure_ascii=False)`` writes it (the form the
-    ingest API carries), from one pass in the common flat case.
+    ingest API carries).
+
+    The common case, one level of plain keys and scalars that :func:`flatten`
+    accepts as they are, is checked, rebuilt and written as JSON in one pass;
+    anything else goes to the thorough path (unflatten, then flatten to
+    check). The fast rules are those of ``_flatten_flat``, so whatever it
+    accepts, ``flatten`` would accept: ASCII keys without ``.[]\\``, ASCII
+    strings, finite floats, 64-bit ints, bools, within the leaf and size
+    bounds. The text is ``json.dumps``'s byte for byte (a property test holds
+    it), which is what agentsight 0.1.4 sends.
     """
-    if (
-        NULLS_KEY not in attributes
-        and EMPTY_OBJECTS_KEY not in attributes
-        and JSON_KEY not in attributes
-    ):
-        flat = _unflatten_flat_valid(attributes)
-        if flat is not None:
-            return flat
+    shape = tuple(attributes)
+    plan: Any = _flat_plans.get(shape, _UNSEEN)
+    if plan is _UNSEEN:
+        plan = _flat_plan(shape)
+    if plan is None:
+        return _thorough_valid_json(attributes)
+    entries: Tuple[Tuple[str, str, str], ...]
+    chars: int
+    entries, chars = plan
+    root: Dict[str, Any] = {}
+    parts: List[str] = []
+    for name, key, json_key in entries:
+        try:
+            value = attributes[name]
+        except KeyError:  # a mapping whose keys only looked like the plan's
+            return _thorough_valid_json(attributes)
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                return _thorough_valid_json(attributes)
+            chars += len(value)
+            text = _quote(value)
+        elif kind is float:
+            if value != value or value == _INF or value == -_INF:
+                return _thorough_valid_json(attributes)
+            text = float.__repr__(value)
+        elif kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return _thorough_valid_json(attributes)
+            text = int.__repr__(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        else:
+            return _thorough_valid_json(attributes)
+        root[key] = value
+        parts.append(json_key + text)
+    if chars > MAX_CHARS:
+        return _thorough_valid_json(attributes)
+    return root, "{" + ", ".join(parts) + "}"
+
+
+def _thorough_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any], str]:
     metadata = unflatten(attributes)
     flatten(metadata, {})
     return metadata, to_json(metadata)
