@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import Tracker
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.tracking import iso_timestamp
 from agentsight_otel.translate import (
     InvalidClick,
     buttons_body,
@@ -133,6 +134,21 @@ def test_bad_text_fields_are_named(field: str, bad: Any, rule: str) -> None:
     assert f"agentsight.{field}" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("click_id", "span_id"),
+    [
+        ("c271a982b4399a8d0000000000000026", "e44b86b0b595b521"),
+        ("id-1", "5aaebc19545226d2"),
+        ("caf\u00e9-\u2603", "605d64d199634ae4"),
+    ],
+)
+def test_ingest_span_id_derivation_never_changes(click_id: str, span_id: str) -> None:
+    # Spooled clicks are redelivered by later versions: the span id the
+    # backend de-duplicates on must be the one an earlier version sent.
+    assert ingest_span_id(click_id) == span_id
+    assert ingest_span_id(click_id) == span_id  # the shared hash state is not consumed
+
+
 def test_ingest_payload_groups_by_conversation_in_time_order() -> None:
     tp, exporter = provider()
     with tp.get_tracer("t").start_as_current_span("turn"):
@@ -178,6 +194,22 @@ def test_buttons_body_is_exactly_the_documented_fields() -> None:
         "span_id": record.span_id,
     }
     assert record.metadata == {"k": "v"}  # the record itself is not modified
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(-(10**18), 4 * 10**18), min_size=1, max_size=12))
+def test_fast_encoder_writes_each_click_time_as_iso_timestamp(stamps: list[int]) -> None:
+    # The batch encoder keeps its own per-second cache; the caller thread's
+    # (iso_timestamp's) is moved to another second between the two reads.
+    tp, exporter = provider()
+    Tracker("c", tracer_provider=tp).track_button("evt", "Label", "v")
+    [record] = records_from_spans(exporter.get_finished_spans())[0]
+    records = [record._replace(timestamp_ns=at) for at in stamps]
+    iso_timestamp(0)
+    body = json.loads(encode_ingest(records))
+    written = [span["started_at"] for span in body["conversations"][0]["spans"]]
+    assert written == [iso_timestamp(at) for at in sorted(stamps)]
+    assert json.loads(encode(ingest_payload(records))) == body
 
 
 @settings(max_examples=150, deadline=None)

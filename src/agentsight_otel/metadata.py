@@ -53,7 +53,6 @@ MAX_CHARS = 65_536
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-_INF = math.inf
 
 _ESCAPES = str.maketrans({"\\": "\\\\", ".": "\\.", "[": "\\[", "]": "\\]"})
 _SPECIAL = frozenset("\\.[]")
@@ -245,7 +244,7 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
                 return False
             chars += len(value)
         elif kind is float:
-            if value != value or value == _INF or value == -_INF:
+            if value - value != 0.0:  # NaN or an infinity (either gives NaN)
                 return False
         elif kind is int:
             if not _INT64_MIN <= value <= _INT64_MAX:
@@ -511,7 +510,7 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
             chars += len(value)
             text = _quote(value)
         elif kind is float:
-            if value != value or value == _INF or value == -_INF:
+            if value - value != 0.0:  # NaN or an infinity (either gives NaN)
                 return _thorough_valid_json(attributes)
             text = float.__repr__(value)
         elif kind is int:

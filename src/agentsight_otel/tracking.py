@@ -97,7 +97,15 @@ def _current_span_reader() -> Callable[[], trace.Span]:
 current_span = _current_span_reader()
 
 
-_second_cache: List[Any] = [None, ""]  # [unix second, "YYYY-MM-DDTHH:MM:SS.%06d+00:00"]
+_second_cache: List[Any] = [None, ""]  # [unix second, its second_template]
+
+
+def second_template(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.%06d+00:00`` for one unix second (UTC): the
+    slot takes the microseconds, one-argument formatting per click instead of
+    a tuple and two conversions."""
+    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return text + ".%06d+00:00"
 
 
 def iso_timestamp(unix_nanos: int) -> str:
@@ -106,17 +114,14 @@ def iso_timestamp(unix_nanos: int) -> str:
     Shared with the translator: ``track_button``'s returned ``timestamp`` and
     the one delivered to AgentSight are the same string by construction.
     The date part is cached per second because formatting it is most of the
-    cost of a click on the caller's thread.
+    cost of a click on the caller's thread. (The exporter's batch encoder
+    keeps its own: its clicks are seconds old, and sharing this one would
+    make the two threads overwrite each other's second.)
     """
     seconds, nanos = divmod(unix_nanos, 1_000_000_000)
     cached = _second_cache
     if cached[0] != seconds:
-        # The second's text with a slot for the microseconds: one-argument
-        # formatting per click instead of a tuple and two conversions.
-        template = (
-            datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-            + ".%06d+00:00"
-        )
+        template = second_template(seconds)
         cached[1] = template  # written before the key, so a racing reader never
         cached[0] = seconds  # pairs a new second with the previous second's text
     else:
