@@ -385,8 +385,8 @@ def to_json(metadata: Mapping[str, Any]) -> str:
 
 
 #: How the fast path reads one shape of click event: for each plain metadata
-#: attribute, (attribute name, metadata key, the key as JSON text with its
-#: separator), and the keys' total length.
+#: attribute, (attribute name, metadata key, the JSON text that comes before
+#: its value: ``{"key": `` or ``, "key": ``), and the keys' total length.
 _FlatPlan = Tuple[Tuple[Tuple[str, str, str], ...], int]
 #: A click event's attribute names, in order (its shape) -> its plan, or None
 #: when the thorough path must decide. Every click from one call site has the
@@ -410,7 +410,8 @@ def _flat_plan(shape: Tuple[Any, ...]) -> Optional[_FlatPlan]:
             key = name[len(METADATA_PREFIX) :]
             if not key.isascii() or "." in key or "[" in key or "]" in key or "\\" in key:
                 break  # a path, or an escaped key
-            entries.append((name, key, _quote(key) + ": "))
+            lead = ", " if entries else "{"
+            entries.append((name, key, lead + _quote(key) + ": "))
     else:
         if len(entries) <= MAX_LEAVES:
             plan = (tuple(entries), sum(len(key) for _, key, _ in entries))
@@ -498,6 +499,8 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
     entries, chars = plan
     root: Dict[str, Any] = {}
     parts: List[str] = []
+    if not entries:
+        return {}, "{}"
     for name, key, json_key in entries:
         try:
             value = attributes[name]
@@ -522,10 +525,12 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
         else:
             return _thorough_valid_json(attributes)
         root[key] = value
-        parts.append(json_key + text)
+        parts.append(json_key)
+        parts.append(text)
     if chars > MAX_CHARS:
         return _thorough_valid_json(attributes)
-    return root, "{" + ", ".join(parts) + "}"
+    parts.append("}")
+    return root, "".join(parts)
 
 
 def _thorough_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any], str]:

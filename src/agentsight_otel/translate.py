@@ -202,11 +202,12 @@ def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[st
                 resource = known
                 trace_id = "%032x" % context.trace_id
                 span_id = "%016x" % context.span_id
-            attributes = event.attributes or {}
-            # The SDK's BoundedAttributes copies itself on every iteration and
-            # answers .get() through the Mapping ABC; its plain dict is read
-            # instead when present (read-only: event attributes are immutable).
-            attributes = getattr(attributes, "_dict", attributes)
+            # The SDK's BoundedAttributes copies itself on every iteration,
+            # answers .get() through the Mapping ABC and its truth test
+            # through a Python __len__; its plain dict is read instead when
+            # present (read-only: event attributes are immutable).
+            attributes = event.attributes
+            attributes = {} if attributes is None else getattr(attributes, "_dict", attributes)
             try:
                 records.append(
                     record_from_event(
