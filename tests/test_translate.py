@@ -21,6 +21,7 @@ from agentsight_otel.translate import (
     buttons_body,
     encode,
     encode_ingest,
+    finished_events,
     ingest_payload,
     ingest_span_id,
     metadata_json,
@@ -267,3 +268,32 @@ def test_a_resource_json_cannot_carry_is_sent_empty_not_fatal(bad: Any) -> None:
     assert span["attributes"]["agentsight.button.click_id"] == record.click_id
     assert json.loads(encode(ingest_payload([record]))) == body  # the reference agrees
     assert json.loads(encode(ingest_payload([record]))) == body  # the reference agrees
+
+
+def test_finished_events_reads_what_the_public_property_gives() -> None:
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+
+    from agentsight_otel.exporter import count_clicks
+
+    tp, exporter = provider()
+    tracer = tp.get_tracer("t")
+    live = tracer.start_span("turn")
+    live.add_event("app.step")
+    Tracker("c", tracer_provider=tp).track_button("e", "l", "v")  # no current span: own span
+    with tracer.start_as_current_span("turn") as current:
+        current.add_event("app.step")
+        Tracker("c", tracer_provider=tp).track_button("e", "l", "v")
+        Tracker("c", tracer_provider=tp).track_button("e", "l", "v2")
+    # A live span may still change: the public property (a copy) is read.
+    assert type(finished_events(live)) is tuple
+    assert count_clicks(live) == 0
+    live.end()
+    ended = exporter.get_finished_spans()
+    assert [count_clicks(span) for span in ended] == [1, 2, 0]
+    for span in ended:
+        assert tuple(finished_events(span)) == span.events
+    # Not the SDK's Span: its own events, through the public property.
+    events = (Event("agentsight.button_click", {}), Event("other", {}))
+    plain = ReadableSpan("plain", events=events)
+    assert finished_events(plain) == events
+    assert count_clicks(plain) == 1

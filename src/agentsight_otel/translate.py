@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from typing import (
     Any,
     Dict,
@@ -175,6 +176,22 @@ def record_from_event(
     return record
 
 
+def finished_events(span: Any) -> Sequence[Any]:
+    """A finished span's events, as cheaply as they can be read.
+
+    The SDK's ``events`` property copies its ``BoundedList`` through a
+    Python iterator under a lock, about 0.45 us per span, and this runs in
+    ``on_end`` on the application's thread for every span it ends. An ended
+    SDK span refuses new events, so its list no longer changes and the deque
+    behind it is read directly; anything else (a span not yet ended, one
+    that is not the SDK's) gets the public property.
+    """
+    events = getattr(getattr(span, "_events", None), "_dq", None)
+    if type(events) is deque and getattr(span, "_end_time", None) is not None:
+        return events
+    return span.events  # type: ignore[no-any-return]
+
+
 def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[str]]:
     """Click records from SDK ``ReadableSpan`` objects, and why any were rejected.
 
@@ -184,7 +201,7 @@ def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[st
     rejected: List[str] = []
     resources: Dict[int, Mapping[str, Any]] = {}
     for span in spans:
-        events = span.events
+        events = finished_events(span)
         if not events:
             continue
         context = None
