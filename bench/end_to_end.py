@@ -13,8 +13,12 @@ run:
   (span start and end included: the end is where ``on_end`` runs) with the
   exporter attached vs. with no exporter at all (target: unchanged, i.e. a
   ratio near 1.0), as the calling thread's own CPU time (the work done on
-  it) and as wall time (which adds the waits for the GIL while the exporter,
-  in this process, translates and sends flat out at saturation).
+  it, plus what the worker's running beside it costs the shared cores) and
+  as wall time (which adds the waits for the GIL while the exporter, in this
+  process, translates and sends flat out at saturation);
+* the exporter's own work on the caller, ``on_end`` alone, for a request
+  span that carries one click (where it weighs most), against that whole
+  span without the exporter.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import List, Tuple
 
 import requests
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import use_span
 
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
@@ -74,7 +80,9 @@ def stored(url: str) -> int:
     return int(requests.get(f"{url}/api/clicks/count/", timeout=10).json()["count"])
 
 
-def per_call_ns(tracker: Tracker, provider: TracerProvider, calls: int) -> Tuple[float, float]:
+def per_call_ns(
+    tracker: Tracker, provider: TracerProvider, calls: int, per_span: int = PER_SPAN
+) -> Tuple[float, float]:
     """Wall and calling-thread CPU nanoseconds per click, span start and end
     included (the end is where ``ClickSpanProcessor.on_end`` runs)."""
     tracer = provider.get_tracer("bench")
@@ -84,12 +92,31 @@ def per_call_ns(tracker: Tracker, provider: TracerProvider, calls: int) -> Tuple
         start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
         span = tracer.start_span("agent.turn")
         with use_span(span, end_on_exit=True):
-            for i in range(PER_SPAN):
+            for i in range(per_span):
                 tracker.track_button("product_selection", "Add to Cart", str(i), metadata=METADATA)
         wall += time.perf_counter_ns() - start
         cpu += time.thread_time_ns() - start_cpu
-        done += PER_SPAN
+        done += per_span
     return wall / done, cpu / done
+
+
+def on_end_ns(processor: ClickSpanProcessor, calls: int) -> float:
+    """Calling-thread CPU nanoseconds of ``on_end`` alone, per one-click span:
+    the exporter's own work on the application's thread, without the
+    interference of its worker running beside it."""
+    kept = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(kept))
+    tracker = Tracker("bench-e2e", tracer_provider=provider)
+    tracer = provider.get_tracer("bench")
+    for i in range(calls):
+        with tracer.start_as_current_span("request"):
+            tracker.track_button("product_selection", "Add to Cart", str(i), metadata=METADATA)
+    spans = kept.get_finished_spans()
+    start = time.thread_time_ns()
+    for span in spans:
+        processor.on_end(span)
+    return (time.thread_time_ns() - start) / len(spans)
 
 
 def main() -> int:
@@ -105,7 +132,8 @@ def main() -> int:
         limits = SpanLimits(max_events=PER_SPAN * 2)
         exporter = AgentSightSpanExporter(api_key=KEY, endpoint=url, api=args.api)
         with_exporter = TracerProvider(span_limits=limits)
-        with_exporter.add_span_processor(ClickSpanProcessor(exporter))
+        processor = ClickSpanProcessor(exporter)
+        with_exporter.add_span_processor(processor)
         bare = TracerProvider(span_limits=limits)
         tracker_on = Tracker("bench-e2e", tracer_provider=with_exporter)
         tracker_off = Tracker("bench-e2e", tracer_provider=bare)
@@ -126,6 +154,16 @@ def main() -> int:
             costs["no exporter"].append(per_call_ns(tracker_off, bare, 10_000))
             costs["exporter attached"].append(per_call_ns(tracker_on, with_exporter, 10_000))
         exporter.force_flush(600_000)
+
+        # 3. The exporter's own work on the caller, for a request span that
+        # carries one click (where on_end weighs most): on_end alone, against
+        # the whole span (start, track_button, end) without an exporter.
+        one_click: List[float] = []
+        own: List[float] = []
+        for _ in range(args.rounds):
+            one_click.append(per_call_ns(tracker_off, bare, 5_000, per_span=1)[1])
+            own.append(on_end_ns(processor, 5_000))
+            exporter.force_flush(600_000)
         with_exporter.shutdown()
     finally:
         receiver.terminate()
@@ -147,10 +185,19 @@ def main() -> int:
         print(f"track_button, {name:18} {walls[name]:8.0f} ns/call wall, {cpus[name]:8.0f} CPU")
     cpu_ratio = cpus["exporter attached"] / cpus["no exporter"]
     wall_ratio = walls["exporter attached"] / walls["no exporter"]
-    print(f"calling-thread CPU with / without the exporter: {cpu_ratio:.2f}x (work on the caller)")
+    print(
+        f"calling-thread CPU with / without the exporter: {cpu_ratio:.2f}x "
+        "(on_end, plus the worker's interference on the shared cores)"
+    )
     print(
         f"calling-thread wall time with / without: {wall_ratio:.2f}x "
         "(adds the GIL waits while the exporter works flat out in this process)"
+    )
+    span_cpu, on_end_cpu = statistics.median(one_click), statistics.median(own)
+    print(
+        f"one click per span: span + track_button {span_cpu:.0f} ns CPU without the exporter; "
+        f"on_end adds {on_end_cpu:.0f} ns = {(span_cpu + on_end_cpu) / span_cpu:.2f}x "
+        "(the exporter's own work on the caller)"
     )
     return 0 if count == args.clicks else 1
 

@@ -411,3 +411,45 @@ def test_flush_reports_a_failed_batch_among_concurrent_ones(
     app.clicks(20)
     assert app.exporter.force_flush(30_000)  # the failure was reported once
     assert app.exporter.statistics()["delivered"] == 60
+
+
+def test_a_batch_that_fills_is_sent_without_waiting_out_the_linger(
+    agentsight_server: ScriptedServer, make_exporter: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # offer() wakes the worker only when it can act: on the first click of
+    # an empty queue, and on the click that fills a batch. With a linger far
+    # longer than this test, a full batch must still go out at once, twice:
+    # the second time the worker is asleep on an empty queue first.
+    from agentsight_otel import exporter as exporter_module
+
+    monkeypatch.setattr(exporter_module, "BATCH_LINGER_SECONDS", 600.0)
+    app = App(make_exporter(max_batch_size=10))
+    for round_ in range(2):
+        sent = app.clicks(3)
+        time.sleep(0.2)  # the worker is lingering for a full batch now
+        sent += app.clicks(7)  # the tenth click fills it
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not set(sent) <= set(
+            agentsight_server.delivered_click_ids()
+        ):
+            time.sleep(0.02)
+        assert set(sent) <= set(agentsight_server.delivered_click_ids()), f"round {round_}"
+    sent = app.clicks(4)  # not a batch: it waits for the linger, or a flush
+    assert app.exporter.force_flush(30_000)
+    assert set(sent) <= set(agentsight_server.delivered_click_ids())
+
+
+def test_a_few_clicks_go_out_after_the_linger_without_a_flush(
+    agentsight_server: ScriptedServer, make_exporter: Any
+) -> None:
+    # The other wake-up: the first click into an empty queue must rouse a
+    # worker asleep on it, or clicks short of a batch wait for the next flush.
+    app = App(make_exporter(max_batch_size=1000))
+    for round_ in range(3):
+        sent = app.clicks(2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not set(sent) <= set(
+            agentsight_server.delivered_click_ids()
+        ):
+            time.sleep(0.02)
+        assert set(sent) <= set(agentsight_server.delivered_click_ids()), f"round {round_}"

@@ -264,14 +264,22 @@ class AgentSightSpanExporter(SpanExporter):
                         clicks,
                     )
                     return False
+            was_empty = not self._pending
+            before = self._pending_clicks
             self._pending.append((item, clicks))
-            self._pending_clicks += clicks
+            self._pending_clicks = before + clicks
             if self._worker is None:
                 self._start_worker()
-            # All: the worker, the spooler and flushers wait on this one
-            # condition, and a lone notify() can wake a thread with nothing to
-            # do while the one that has work sleeps on (RELIABILITY.md, 5).
-            self._cond.notify_all()
+            # Only an offer that can make a sleeper's condition true wakes
+            # anyone: the first item in an empty queue (the worker and the
+            # spooler wait for one) and the one that fills a batch (the
+            # worker lingers for that). Waking the worker for every span
+            # cost each ending span a notify and a GIL hand-off. All, when
+            # it does: the worker, the spooler and flushers wait on this one
+            # condition, and a lone notify() can wake a thread with nothing
+            # to do while the one that has work sleeps on (RELIABILITY.md, 5).
+            if was_empty or before < settings.max_batch_size <= before + clicks:
+                self._cond.notify_all()
         return True
 
     def accept(self, records: List[ClickRecord]) -> bool:
