@@ -55,14 +55,19 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 _ESCAPES = str.maketrans({"\\": "\\\\", ".": "\\.", "[": "\\[", "]": "\\]"})
-_SPECIAL = frozenset("\\.[]")
 
 Attributes = Dict[str, Any]
 
 
+def _has_path_syntax(key: str) -> bool:
+    """Whether a key holds a character the path syntax uses (``_ESCAPES``):
+    it is then escaped, and no fast path takes it as it is."""
+    return "." in key or "[" in key or "]" in key or "\\" in key
+
+
 def escape_key(key: str) -> str:
     """One dict key as a path segment."""
-    if _SPECIAL.isdisjoint(key):
+    if not _has_path_syntax(key):
         return key
     return key.translate(_ESCAPES)
 
@@ -226,10 +231,7 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
             if (
                 type(key) is not str
                 or not key.isascii()
-                or "." in key
-                or "[" in key
-                or "]" in key
-                or "\\" in key
+                or _has_path_syntax(key)
                 # Reserved by track_button: never cached, so its caller's
                 # careful path sees the key and refuses it.
                 or key == BUTTONS_CORRELATION_KEY
@@ -364,7 +366,7 @@ def _unflatten_flat(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     for key, value in attributes.items():
         if key.startswith(prefix):
             rest = key[20:]  # len(METADATA_PREFIX), asserted below
-            if "." in rest or "[" in rest or "\\" in rest or "]" in rest:
+            if _has_path_syntax(rest):
                 return None
             root[rest] = list(value) if type(value) is tuple else value
     return root
@@ -408,7 +410,7 @@ def _flat_plan(shape: Tuple[Any, ...]) -> Optional[_FlatPlan]:
             break  # None, {} or compact metadata: not flat
         if name.startswith(METADATA_PREFIX):
             key = name[len(METADATA_PREFIX) :]
-            if not key.isascii() or "." in key or "[" in key or "]" in key or "\\" in key:
+            if not key.isascii() or _has_path_syntax(key):
                 break  # a path, or an escaped key
             lead = ", " if entries else "{"
             entries.append((name, key, lead + _quote(key) + ": "))
