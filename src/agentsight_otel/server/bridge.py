@@ -35,6 +35,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agentsight_otel.exporter import AgentSightSpanExporter
+from agentsight_otel.logsafe import printable
+from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.server import limits
 from agentsight_otel.server.otlp import (
@@ -50,6 +52,9 @@ from agentsight_otel.server.runner import DEFAULT_HOST, bind, is_loopback, run_u
 from agentsight_otel.server.store import default_db_path
 
 logger = logging.getLogger("agentsight_otel.bridge")
+#: Rejections repeat while a sender is misconfigured: one line a minute, and
+#: the next says how many were suppressed (the stats count every one).
+_warn = RateLimitedLogger(logger)
 
 DEFAULT_PORT: Final = 4319
 #: Largest OTLP body on the wire. The Collector's batch processor sends up to
@@ -179,6 +184,14 @@ class _Bridge:
         message = ""
         if rejected:
             message = f"{rejected} span(s) carried malformed click events: " + "; ".join(reasons)
+            # OTLP answers this with a 200 partial success, which the Node
+            # and Go exporters report as success: the log is where it shows.
+            _warn.warning(
+                "rejected",
+                "bridge rejected %s; stored %d click(s) of the request",
+                printable(message, 1000),
+                len(records),
+            )
         return Response(encode_response(kind, rejected, message), media_type=kind)
 
 

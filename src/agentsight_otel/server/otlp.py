@@ -27,7 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT, CLICK_ID
+from agentsight_otel.server.derived_ids import derived_click_id
 from agentsight_otel.server.limits import MalformedBody, parse_json
 from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
 
@@ -183,6 +184,9 @@ def records_from_request(
     A span is rejected (counted once) when any of its click events is
     malformed; its valid clicks are still kept, since each is independent.
     Spans without click events are not rejected: they are simply not ours.
+    A click event without ``agentsight.click_id`` (recorded by hand in
+    another language) gets one derived from the event (derived_ids.py), so a
+    resent request is still stored once.
     """
     records: List[ClickRecord] = []
     rejected_spans = 0
@@ -193,9 +197,11 @@ def records_from_request(
             for span in scope_spans.spans:
                 bad = False
                 trace_hex = span_hex = ""
+                ordinal = -1
                 for event in span.events:
                     if event.name != BUTTON_CLICK_EVENT:
                         continue
+                    ordinal += 1
                     if resource is None:
                         resource = {}
                         for kv in resource_spans.resource.attributes:
@@ -214,10 +220,15 @@ def records_from_request(
                             trace_hex = binascii.hexlify(span.trace_id).decode("ascii")
                             span_hex = binascii.hexlify(span.span_id).decode("ascii")
                         attributes = _click_attributes(event.attributes)
+                        at = event.time_unix_nano or span.end_time_unix_nano
+                        if CLICK_ID not in attributes:
+                            attributes[CLICK_ID] = derived_click_id(
+                                span.trace_id, span.span_id, at, ordinal, event.attributes
+                            )
                         records.append(
                             record_from_event(
                                 attributes,
-                                event.time_unix_nano or span.end_time_unix_nano,
+                                at,
                                 trace_hex,
                                 span_hex,
                                 resource,
