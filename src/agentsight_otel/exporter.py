@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import random
+import shutil
 import threading
 import time
 import weakref
@@ -37,6 +38,7 @@ from agentsight_otel.config import (
     ExporterSettings,
     resolve_settings,
 )
+from agentsight_otel.logsafe import printable
 from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.spool import Spool
@@ -173,6 +175,14 @@ class AgentSightSpanExporter(SpanExporter):
         self._pending_clicks = 0
         #: Clicks the spooler has taken off the queue but not yet committed.
         self._spooling = 0
+        #: Clicks the worker took off the queue to send without the spool
+        #: (it could not take them), not yet delivered or put back.
+        self._direct = 0
+        #: While the spool cannot take clicks (disk full, I/O error), they
+        #: stay in the queue until this time (monotonic), and the worker
+        #: sends them directly meanwhile.
+        self._spool_failing_until = 0.0
+        self._spool_fail_backoff = 0.0
         self._worker: Optional[threading.Thread] = None
         #: With a spool, a second thread moves queued clicks to disk, so a
         #: delivery being retried never holds new clicks in memory.
@@ -299,7 +309,14 @@ class AgentSightSpanExporter(SpanExporter):
             if self._closing:
                 return False
             self._counters["submitted"] += len(records)
-        dropped = self._spool_records(records)
+        try:
+            dropped = self._spool_records(records)
+        except Exception as exc:
+            # Not on disk: the sender keeps them and retries (the bridge
+            # answers 503), so they are not ours to count.
+            self._spool_write_failed(exc, len(records))
+            self._count("submitted", -len(records))
+            return False
         with self._cond:
             if self._worker is None:
                 self._start_worker()
@@ -309,7 +326,7 @@ class AgentSightSpanExporter(SpanExporter):
     def backlog(self) -> int:
         """Clicks accepted but not yet delivered (queued in memory plus spooled)."""
         with self._cond:
-            queued = self._pending_clicks + self._spooling
+            queued = self._pending_clicks + self._spooling + self._direct
         if self._spool is not None:
             try:
                 return queued + self._spool.size()
@@ -387,7 +404,7 @@ class AgentSightSpanExporter(SpanExporter):
         """Counters since start: submitted, delivered, rejected, dropped_*, ..."""
         with self._cond:
             stats = dict(self._counters)
-            stats["queued"] = self._pending_clicks + self._spooling
+            stats["queued"] = self._pending_clicks + self._spooling + self._direct
         if self._spool is not None:
             try:
                 stats["spooled"] = self._spool.size()
@@ -412,15 +429,27 @@ class AgentSightSpanExporter(SpanExporter):
         assert settings is not None and spool is not None
         while True:
             with self._cond:
-                while not self._pending and not self._closing:
-                    self._cond.wait()
-                if not self._pending:
-                    self._cond.notify_all()
-                    return
+                while True:
+                    failing = self._spool_failing_until - time.monotonic()
+                    if self._pending and failing <= 0:
+                        break
+                    if self._closing and (not self._pending or failing > 0):
+                        # What the spool cannot take now is the worker's to send.
+                        self._cond.notify_all()
+                        return
+                    self._cond.wait(max(failing, 0.01) if self._pending else None)
                 items, taken = self._pop_batch()
                 self._spooling += taken
             try:
-                self._spool_records(self._translate(items))
+                records = self._translate(items)
+                try:
+                    self._spool_records(records)
+                except Exception as exc:
+                    # Not on disk: the clicks go back to the front of the
+                    # queue, for the worker to send directly or for this
+                    # thread to spool once the spool takes writes again.
+                    self._spool_write_failed(exc, len(records))
+                    self._requeue(records)
             except Exception as exc:  # keep the spooler alive whatever happens
                 self._warn.error("spooler-error", "AgentSight spooler error: %r", exc)
             finally:
@@ -445,6 +474,7 @@ class AgentSightSpanExporter(SpanExporter):
         """Write records to the spool; returns how many the drop policy refused."""
         assert self._spool is not None
         dropped = self._spool.put(records)
+        self._spool_write_ok()
         if dropped:
             self._count("spool_dropped", dropped)
             self._warn.warning(
@@ -455,6 +485,51 @@ class AgentSightSpanExporter(SpanExporter):
                 dropped,
             )
         return dropped
+
+    def _spool_write_failed(self, exc: BaseException, clicks: int) -> None:
+        """The spool refused a write: log the real error, pause spooling a while."""
+        with self._cond:
+            self._spool_fail_backoff = min(
+                _SPOOL_BACKOFF_MAX, max(_SPOOL_BACKOFF_MIN, self._spool_fail_backoff * 2)
+            )
+            self._spool_failing_until = time.monotonic() + self._spool_fail_backoff
+            pause = self._spool_fail_backoff
+            self._cond.notify_all()
+        path = self._spool.path if self._spool is not None else ""
+        try:  # SQLite says "disk I/O error" for EFBIG and ENOSPC alike
+            free = "%d bytes free there" % shutil.disk_usage(os.path.dirname(path) or ".").free
+        except OSError:
+            free = "free space unknown"
+        self._warn.error(
+            "spool-write",
+            "AgentSight spool %s cannot take %d click(s): %s (%s; %s); they are kept in "
+            "memory and sent directly, and the spool is tried again in %.0fs",
+            printable(path),
+            clicks,
+            printable(getattr(exc, "sqlite_errorname", None) or type(exc).__name__),
+            printable(exc),
+            free,
+            pause,
+        )
+
+    def _spool_write_ok(self) -> None:
+        if self._spool_fail_backoff:
+            with self._cond:
+                self._spool_fail_backoff = 0.0
+                self._spool_failing_until = 0.0
+
+    def _requeue(self, records: List[ClickRecord]) -> None:
+        """Put clicks not yet on disk nor delivered back at the front of the queue.
+
+        They were counted in the queue's bound when offered, so they may
+        take it past the bound by at most one batch while new clicks wait.
+        """
+        if not records:
+            return
+        with self._cond:
+            self._pending.appendleft((records, len(records)))
+            self._pending_clicks += len(records)
+            self._cond.notify_all()
 
     def _take(self) -> Tuple[List[_Item], int, bool]:
         """Wait for work; returns (items, flush ticket to honour, closing)."""
@@ -486,6 +561,11 @@ class AgentSightSpanExporter(SpanExporter):
         """
         with self._cond:
             while True:
+                if self._pending and time.monotonic() < self._spool_failing_until:
+                    # The spool cannot take them: send them from memory now.
+                    items, taken = self._pop_batch()
+                    self._direct += taken
+                    return items, self._flush_asked, self._closing
                 spooling = bool(self._pending) or self._spooling > 0
                 urgent = self._closing or self._flush_asked > self._flush_done
                 if urgent and (not spooling or time.monotonic() >= self._close_deadline):
@@ -574,8 +654,8 @@ class AgentSightSpanExporter(SpanExporter):
             # Translating and encoding stay on this one thread; only the wait
             # for the answer is shared out. Several CPU-bound senders would
             # each take the GIL from the application's threads.
-            assert self._settings is not None
-            body = encode_ingest(records, self._settings.environment)
+            assert self._transport is not None
+            body = encode_ingest(records, self._transport.environment(self._deadline(closing)))
             self._slots.acquire()
             with self._cond:
                 self._in_flight += 1
@@ -627,12 +707,47 @@ class AgentSightSpanExporter(SpanExporter):
         return min(deadline, self._close_deadline) if closing else deadline
 
     def _process(self, items: List[_Item], closing: bool, flushing: bool) -> Optional[bool]:
-        records = self._translate(items)
         if self._spool is None:
-            return self._deliver_or_drop(records, closing)
-        if records:  # the spooler normally does this; kept for a direct call
-            self._spool_records(records)
-        return self._drain_spool(closing, flushing)
+            return self._deliver_or_drop(self._translate(items), closing)
+        ok = True
+        if items:  # taken off the queue because the spool could not take them
+            ok = self._send_unspooled(items, closing)
+        while ok and (flushing or closing):
+            # A flush promises that every click queued before it arrived or is
+            # on disk: what the spool refused is sent from here, batch by batch.
+            with self._cond:
+                if not self._pending or time.monotonic() >= self._spool_failing_until:
+                    break
+                items, _ = self._pop_batch()
+                self._direct += sum(clicks for _, clicks in items)
+            ok = self._send_unspooled(items, closing)
+        drained = self._drain_spool(closing, flushing)
+        return ok and drained is not False
+
+    def _send_unspooled(self, items: List[_Item], closing: bool) -> bool:
+        """Spool mode, clicks the spool refused: spool them if it takes writes
+        again, else deliver them directly; what fails goes back to the queue.
+
+        True when every one of them is on disk or delivered.
+        """
+        taken = sum(clicks for _, clicks in items)
+        try:
+            records = self._translate(items)
+            if time.monotonic() >= self._spool_failing_until:
+                try:
+                    self._spool_records(records)
+                    return True
+                except Exception as exc:
+                    self._spool_write_failed(exc, len(records))
+            outcome = self._deliver(records, self._deadline(closing)) if records else None
+            if outcome is None:
+                return True
+            self._requeue([records[i] for i in outcome["failed"]])
+            return not outcome["failed"] and not outcome["rejected"]
+        finally:
+            with self._cond:
+                self._direct -= taken
+                self._cond.notify_all()
 
     def _deliver_or_drop(
         self, records: List[ClickRecord], closing: bool, body: Optional[bytes] = None
@@ -786,7 +901,7 @@ class AgentSightSpanExporter(SpanExporter):
         assert settings is not None and transport is not None
         chosen = [records[i] for i in indexes]
         if body is None:
-            body = encode_ingest(chosen, settings.environment)
+            body = encode_ingest(chosen, transport.environment(deadline))
         # Blocks appear in the order of each conversation's first click in time.
         in_time = sorted(chosen, key=lambda r: r.timestamp_ns)
         block_of = {

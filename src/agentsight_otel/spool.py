@@ -22,12 +22,13 @@ by the caller.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import threading
 import time
-from typing import List, Sequence, Tuple
+from typing import Iterator, List, Sequence, Tuple
 
 from agentsight_otel.translate import ClickRecord, record_from_json, record_to_json
 
@@ -116,6 +117,29 @@ class Spool:
                 self._conn.close()
             self._conn = None
 
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, committed on success, rolled back on any error.
+
+        When a write fails for want of space (``SQLITE_FULL``, or an I/O
+        error such as ``EFBIG``), SQLite may already have rolled the
+        transaction back itself; a ROLLBACK then fails with "cannot rollback
+        - no transaction is active" and, raised from the handler, would hide
+        the real error. So ROLLBACK is issued only while a transaction is
+        open, and the original exception is the one that propagates.
+        """
+        with self._lock:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
     # -- operations -------------------------------------------------------
 
     def size(self) -> int:
@@ -128,33 +152,24 @@ class Spool:
         if not records:
             return 0
         rows = [(r.click_id, record_to_json(r)) for r in records]
-        with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                size = conn.execute("SELECT n FROM spool_size WHERE id = 0").fetchone()[0]
-                room = self.max_clicks - size
-                dropped = 0
+        with self._write() as conn:
+            size = conn.execute("SELECT n FROM spool_size WHERE id = 0").fetchone()[0]
+            room = self.max_clicks - size
+            dropped = 0
+            if len(rows) > room:
+                if self.drop_policy == "oldest":
+                    excess = len(rows) - max(room, 0)
+                    evicted = conn.execute(
+                        "DELETE FROM clicks WHERE seq IN (SELECT seq FROM clicks "
+                        "WHERE owner IS NULL ORDER BY seq LIMIT ?)",
+                        (excess,),
+                    ).rowcount
+                    dropped = evicted
+                    room += evicted
                 if len(rows) > room:
-                    if self.drop_policy == "oldest":
-                        excess = len(rows) - max(room, 0)
-                        evicted = conn.execute(
-                            "DELETE FROM clicks WHERE seq IN (SELECT seq FROM clicks "
-                            "WHERE owner IS NULL ORDER BY seq LIMIT ?)",
-                            (excess,),
-                        ).rowcount
-                        dropped = evicted
-                        room += evicted
-                    if len(rows) > room:
-                        dropped += len(rows) - max(room, 0)
-                        rows = rows[: max(room, 0)]
-                conn.executemany(
-                    "INSERT OR IGNORE INTO clicks (click_id, record) VALUES (?, ?)", rows
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                    dropped += len(rows) - max(room, 0)
+                    rows = rows[: max(room, 0)]
+            conn.executemany("INSERT OR IGNORE INTO clicks (click_id, record) VALUES (?, ?)", rows)
         return dropped
 
     def lease(self, limit: int, hold_seconds: float, *, now_or_later: bool = False) -> Leased:
@@ -165,58 +180,37 @@ class Spool:
         another process holds.
         """
         now = time.time()
-        with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = conn.execute(
-                    "SELECT seq, record FROM clicks WHERE not_before <= ? OR (? AND owner IS NULL) "
-                    "ORDER BY seq LIMIT ?",
-                    (now, now_or_later, limit),
-                ).fetchall()
-                if rows:
-                    conn.executemany(
-                        "UPDATE clicks SET owner = ?, not_before = ?, attempts = attempts + 1 "
-                        "WHERE seq = ?",
-                        [(self._owner, now + hold_seconds, seq) for seq, _ in rows],
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT seq, record FROM clicks WHERE not_before <= ? OR (? AND owner IS NULL) "
+                "ORDER BY seq LIMIT ?",
+                (now, now_or_later, limit),
+            ).fetchall()
+            if rows:
+                conn.executemany(
+                    "UPDATE clicks SET owner = ?, not_before = ?, attempts = attempts + 1 "
+                    "WHERE seq = ?",
+                    [(self._owner, now + hold_seconds, seq) for seq, _ in rows],
+                )
         return [(seq, record_from_json(text)) for seq, text in rows]
 
     def ack(self, seqs: Sequence[int]) -> None:
         """Forget clicks the receiver accepted (or refused for good)."""
         if not seqs:
             return
-        with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany("DELETE FROM clicks WHERE seq = ?", [(s,) for s in seqs])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            conn.executemany("DELETE FROM clicks WHERE seq = ?", [(s,) for s in seqs])
 
     def release(self, seqs: Sequence[int], retry_in: float) -> None:
         """Give clicks back after a failed delivery, due again in ``retry_in`` s."""
         if not seqs:
             return
         due = time.time() + retry_in
-        with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "UPDATE clicks SET owner = NULL, not_before = ? WHERE seq = ?",
-                    [(due, s) for s in seqs],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE clicks SET owner = NULL, not_before = ? WHERE seq = ?",
+                [(due, s) for s in seqs],
+            )
 
     def release_mine(self) -> None:
         """Hand back every click this process holds, due now (a clean stop).

@@ -1,0 +1,90 @@
+"""Item 1 of issue 12: the spool's file cannot grow (disk full).
+
+A real child process whose file-size limit (RLIMIT_FSIZE) stops the spool
+from growing once it exists, against a real loopback receiver that is up all
+along: every click must arrive, ``force_flush`` may say True only when that
+is so, the statistics account for every click, and the log names the real
+error instead of SQLite's "cannot rollback".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agentsight_otel.server.receiver import running_receiver
+
+pytest.importorskip("resource")
+
+KEY = "disk-full-key"
+
+APP = textwrap.dedent(
+    """
+    import json, logging, os, resource, signal, sys
+    from opentelemetry.sdk.trace import TracerProvider
+    from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    endpoint, spool, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    exporter = AgentSightSpanExporter(
+        api_key="disk-full-key", endpoint=endpoint, spool_path=spool, timeout=2.0,
+        retry_deadline=5.0, max_batch_size=50,
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(ClickSpanProcessor(exporter))
+    tracker = Tracker("conv-full", tracer_provider=provider)
+    sent = [tracker.track_button("evt", "Label", "first")["click_id"]]
+    assert exporter.force_flush(30_000)
+    # The spool exists; from now on no file of this process may grow past
+    # what it is (plus a little), as on a full disk. Writes then fail with
+    # EFBIG instead of killing the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    biggest = max(
+        os.path.getsize(p) for p in (spool, spool + "-wal") if os.path.exists(p)
+    )
+    resource.setrlimit(resource.RLIMIT_FSIZE, (biggest + 8192, resource.RLIM_INFINITY))
+    metadata = {"text": "x" * 300}
+    for i in range(count):
+        sent.append(tracker.track_button("evt", "Label", str(i), metadata=metadata)["click_id"])
+    flushed = exporter.force_flush(60_000)
+    stats = exporter.statistics()
+    exporter.shutdown()
+    print(json.dumps({"flushed": flushed, "stats": stats, "sent": sent}), flush=True)
+    """
+)
+
+
+def test_a_spool_that_cannot_grow_loses_no_click_and_flush_tells_the_truth(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    spool = tmp_path / "spool.sqlite3"
+    with running_receiver(tmp_path / "r.sqlite3", api_key=KEY) as receiver:
+        run = subprocess.run(
+            [sys.executable, str(script), receiver.url, str(spool), "600"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stderr[-4000:]
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        stored = set(receiver.store.click_ids())
+    sent = report["sent"]
+    stats = report["stats"]
+    assert len(sent) == 601
+    # The receiver was up all along: every click arrives, and the flush said so.
+    assert set(sent) <= stored, f"{len(set(sent) - stored)} lost; stats {stats}"
+    assert report["flushed"] is True
+    # Every click is accounted for.
+    assert stats["submitted"] == 601
+    assert stats["delivered"] == 601, stats
+    assert stats["queued"] == 0 and stats["spooled"] == 0, stats
+    # The real error is logged, not SQLite's complaint about the ROLLBACK.
+    assert "cannot rollback" not in run.stderr, run.stderr[-4000:]
+    assert "cannot take" in run.stderr and "SQLITE_IOERR" in run.stderr, run.stderr[-4000:]
