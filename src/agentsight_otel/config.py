@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from agentsight_otel import environment_variables as env
+from agentsight_otel.environment import normalize as normalize_environment
 from agentsight_otel.errors import AgentSightError
 
 DEFAULT_ENDPOINT = "https://api.agentsight.io"
@@ -177,11 +178,15 @@ def resolve_settings(
     return ExporterSettings(
         api_key=Secret(str(key)),
         endpoint=base,
-        environment=_pick(
-            environment,
-            source,
-            env.OTEL_EXPORTER_AGENTSIGHT_ENVIRONMENT,
-            env.AGENTSIGHT_ENVIRONMENT,
+        # As AgentSight stores it ("prod" -> "production"); the transport
+        # sends it only once it is known to exist (see environment.py).
+        environment=normalize_environment(
+            _pick(
+                environment,
+                source,
+                env.OTEL_EXPORTER_AGENTSIGHT_ENVIRONMENT,
+                env.AGENTSIGHT_ENVIRONMENT,
+            )
         ),
         api=wire,
         spool_path=None if spool is None else str(spool),

@@ -24,6 +24,7 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from agentsight_otel.config import ME_PATH, ExporterSettings
+from agentsight_otel.environment import Environments, slugs_from_me
 from agentsight_otel.version import __version__
 
 logger = logging.getLogger("agentsight_otel")
@@ -137,6 +138,9 @@ class Transport:
         self._session = self._new_session()
         self._capabilities: Optional[Set[str]] = None
         self._capabilities_checked = -float("inf")
+        #: One probe at a time: the sender threads all ask for gzip at once.
+        self._probe_lock = threading.Lock()
+        self._environments = Environments(settings.environment)
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -158,18 +162,19 @@ class Transport:
         with contextlib.suppress(Exception):  # best effort; nothing to tell anyone
             self._session.close()
 
-    # -- capabilities -------------------------------------------------------
+    # -- capabilities and environments ---------------------------------------
 
-    def gzip_allowed(self, deadline: float) -> bool:
-        """Whether ``GET /api/me/`` advertised ``gzip-ingest`` (probed lazily).
-
-        Compression is feature-detected, never assumed: a gzipped body sent to
-        a backend that cannot read it is a terminal 400, i.e. lost clicks.
+    def _probe(self, deadline: float) -> None:
+        """``GET /api/me/`` once (again only after a failure, and not before
+        CAPABILITY_RETRY_SECONDS): it answers both what the backend can read
+        (``capabilities``) and which environments this key may name.
         """
-        now = time.monotonic()
-        if self._capabilities is None and now - self._capabilities_checked > (
-            CAPABILITY_RETRY_SECONDS
-        ):
+        with self._probe_lock:
+            now = time.monotonic()
+            if self._capabilities is not None or (
+                now - self._capabilities_checked <= CAPABILITY_RETRY_SECONDS
+            ):
+                return
             self._capabilities_checked = now
             timeout = max(0.001, min(self._settings.timeout, deadline - now))
             try:
@@ -177,10 +182,31 @@ class Transport:
                 if response.status_code == 200:
                     body = response.json()
                     caps = body.get("capabilities") if isinstance(body, dict) else None
+                    self._environments.learn(slugs_from_me(body))
                     self._capabilities = {str(c) for c in caps} if isinstance(caps, list) else set()
             except (requests.RequestException, ValueError) as exc:
                 logger.debug("capability probe failed: %s", type(exc).__name__)
+
+    def gzip_allowed(self, deadline: float) -> bool:
+        """Whether ``GET /api/me/`` advertised ``gzip-ingest`` (probed lazily).
+
+        Compression is feature-detected, never assumed: a gzipped body sent to
+        a backend that cannot read it is a terminal 400, i.e. lost clicks.
+        """
+        self._probe(deadline)
         return self._capabilities is not None and GZIP_INGEST in self._capabilities
+
+    def environment(self, deadline: float) -> Optional[str]:
+        """The environment slug to put in ingest bodies, or None.
+
+        The built-in pair is sent without asking; any other slug only once
+        ``GET /api/me/`` has listed it (the same probe as gzip's). An unknown
+        environment makes ingest refuse the whole batch as final, so an
+        unconfirmed one is left out (warned once) rather than sent.
+        """
+        if self._environments.unconfirmed:
+            self._probe(deadline)
+        return self._environments.resolve()
 
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)  # a shutdown interrupts the wait
