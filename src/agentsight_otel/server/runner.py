@@ -17,6 +17,8 @@ from typing import Any, Dict, Final, Optional
 import uvicorn
 from starlette.applications import Starlette
 
+from agentsight_otel.server.readtimeout import DEFAULT_READ_TIMEOUT, protocol_class
+
 DEFAULT_HOST: Final = "127.0.0.1"
 
 
@@ -53,13 +55,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def uvicorn_config(app: Starlette, log_level: str, access_log: bool) -> uvicorn.Config:
+def uvicorn_config(
+    app: Starlette,
+    log_level: str,
+    access_log: bool,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         lifespan="off",
         log_level=log_level,
         access_log=access_log,
         ws="none",
+        # h11 with a per-request read deadline: slow or silent clients are cut
+        # off instead of holding a connection (and a file descriptor) for ever.
+        http=protocol_class(read_timeout),
         # A stalled request (fault injection) must not hold a stop hostage.
         timeout_graceful_shutdown=3,
     )
@@ -74,10 +84,15 @@ class ServerThread:
         host: str = DEFAULT_HOST,
         port: int = 0,
         log_level: str = "warning",
+        *,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
+        """``read_timeout``: seconds a client has for a request's headers, and again
+        for its body (:mod:`~agentsight_otel.server.readtimeout`)."""
+        config = uvicorn_config(app, log_level, access_log=False, read_timeout=read_timeout)
         self._socket = bind(host, port)
         self.url = url_of(self._socket)
-        self._server = uvicorn.Server(uvicorn_config(app, log_level, access_log=False))
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
@@ -126,16 +141,26 @@ def _restore_handlers(previous: Dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
-def run_until_stopped(app: Starlette, sock: socket.socket, access_log: bool = True) -> None:
+def run_until_stopped(
+    app: Starlette,
+    sock: socket.socket,
+    access_log: bool = True,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+) -> None:
     """Serve ``app`` on ``sock`` until Ctrl-C or SIGTERM, then return normally.
 
     uvicorn shuts down gracefully on those signals and then re-raises them to
     the previous handler; these handlers turn that into a normal return (exit
     0, resources closed by the caller) instead of a traceback or a kill.
     """
+    try:
+        config = uvicorn_config(app, "info", access_log=access_log, read_timeout=read_timeout)
+    except ValueError:
+        sock.close()
+        raise
     previous = _install_stop_handlers()
     try:
-        uvicorn.Server(uvicorn_config(app, "info", access_log=access_log)).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[sock])
     except _Stopped:
         pass
     finally:
