@@ -58,7 +58,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from agentsight_otel.server import limits
+from agentsight_otel.server import counts, limits
 from agentsight_otel.server.faults import (
     FaultDecision,
     FaultPlan,
@@ -219,7 +219,7 @@ class _Receiver:
         return JSONResponse(answer, status_code=201)
 
     def _buttons_sync(self, raw: bytes) -> Dict[str, Any]:
-        body = limits.parse_json(raw)
+        body = counts.parse_counted(raw)
         row = buttons_click(body)
         result = self.store.insert_clicks([row], SOURCE_BUTTONS)
         return {
@@ -259,8 +259,11 @@ class _Receiver:
 
     def _ingest_sync(self, raw: bytes, encoding: Optional[str]) -> Dict[str, Any]:
         data = limits.decompress(raw, encoding, limits.MAX_DECOMPRESSED_BYTES)
+        counts.check_containers(data)
         with limits.collector_paused():
-            batch = ingest_clicks(limits.parse_json(data))
+            body = limits.parse_json(data)
+            counts.check_ingest_counts(body)
+            batch = ingest_clicks(body)
         result = self.store.insert_clicks(batch.clicks, SOURCE_INGEST)
         return {
             "accepted": batch.spans,
@@ -312,7 +315,7 @@ class _Receiver:
             if isinstance(raw, Response):
                 return raw
             try:
-                self.faults.set_rules(parse_rules(limits.parse_json(raw)))
+                self.faults.set_rules(parse_rules(counts.parse_counted(raw)))
             except (limits.BodyError, FaultSpecError) as exc:
                 status = exc.status_code if isinstance(exc, limits.BodyError) else 400
                 return _error(status, str(exc))
@@ -366,8 +369,12 @@ class _Receiver:
         return JSONResponse({"status": "ok"})
 
     async def page(self, request: Request) -> Response:
-        n_conversations = _int_param(request, "conversations", PAGE_CONVERSATIONS)
-        n_clicks = _int_param(request, "clicks", PAGE_CLICKS_PER_EVENT)
+        n_conversations = _int_param(
+            request, "conversations", PAGE_CONVERSATIONS, counts.MAX_PAGE_CONVERSATIONS
+        )
+        n_clicks = _int_param(
+            request, "clicks", PAGE_CLICKS_PER_EVENT, counts.MAX_PAGE_CLICKS_PER_EVENT
+        )
         refresh = _int_param(request, "refresh", None)
         html = await run_in_threadpool(self._render, n_conversations, n_clicks, refresh)
         return HTMLResponse(html)
@@ -375,19 +382,23 @@ class _Receiver:
     def _render(
         self, n_conversations: Optional[int], n_clicks: Optional[int], refresh: Optional[int]
     ) -> str:
-        everything = self.store.list_conversations()
+        # LIMIT in SQL: a soak database holds a million clicks in thousands of
+        # conversations, and the page shows a few of them.
+        shown = self.store.list_conversations(n_conversations)
         views: List[ConversationView] = []
-        for summary in everything[:n_conversations]:
+        for summary in shown:
             groups = self.store.conversation_buttons(summary.conversation_id, n_clicks)
             if groups is None:  # deleted between the two reads; nothing to show
                 continue
             sizes = self.store.group_sizes(summary.conversation_id)
             views.append(ConversationView(summary, groups, sizes))
-        total_clicks = sum(s.clicks for s in everything)
-        return render_page(views, total_clicks, len(everything), refresh)
+        total_clicks, total_conversations = self.store.totals()
+        return render_page(views, total_clicks, total_conversations, refresh)
 
 
-def _int_param(request: Request, name: str, default: Optional[int]) -> Optional[int]:
+def _int_param(
+    request: Request, name: str, default: Optional[int], maximum: Optional[int] = None
+) -> Optional[int]:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -397,6 +408,8 @@ def _int_param(request: Request, name: str, default: Optional[int]) -> Optional[
         raise HTTPException(400, f"query parameter {name} must be an integer") from None
     if value < 0:
         raise HTTPException(400, f"query parameter {name} must not be negative")
+    if maximum is not None and value > maximum:
+        raise HTTPException(400, f"query parameter {name} must be at most {maximum}")
     return value
 
 

@@ -293,6 +293,13 @@ class Store:
         finally:
             conn.close()
 
+    def totals(self) -> Tuple[int, int]:
+        """(clicks, conversations) stored, counted by SQLite."""
+        clicks, conversations = self._query(
+            "SELECT count(*), count(DISTINCT conversation_id) FROM clicks"
+        )[0]
+        return int(clicks), int(conversations)
+
     def count_clicks(self) -> int:
         (count,) = self._query("SELECT count(*) FROM clicks")[0]
         return int(count)
@@ -328,12 +335,27 @@ class Store:
         so the most recent interaction is at the top. ``per_event_limit``
         keeps only that many newest clicks per group.
         """
-        rows = self._query(
-            "SELECT click_id, conversation_id, button_event, label, value, timestamp, metadata,"
-            " trace_id, span_id, source, received_at FROM clicks WHERE conversation_id = ?"
-            " ORDER BY ts_us DESC, rowid DESC",
-            (conversation_id,),
+        columns = (
+            "click_id, conversation_id, button_event, label, value, timestamp, metadata,"
+            " trace_id, span_id, source, received_at"
         )
+        if per_event_limit is None:
+            rows = self._query(
+                f"SELECT {columns} FROM clicks WHERE conversation_id = ?"
+                " ORDER BY ts_us DESC, rowid DESC",
+                (conversation_id,),
+            )
+        else:
+            # Cut in SQL: a conversation with a million clicks must not become
+            # a million Python rows to show twenty.
+            rows = self._query(
+                f"SELECT {columns} FROM (SELECT {columns}, ts_us, rowid AS r,"
+                " row_number() OVER (PARTITION BY button_event ORDER BY ts_us DESC, rowid DESC)"
+                " AS n FROM clicks WHERE conversation_id = ?)"
+                # At least one per event, so a limit of 0 still lists the events.
+                " WHERE n <= max(?, 1) ORDER BY ts_us DESC, r DESC",
+                (conversation_id, per_event_limit),
+            )
         if not rows:
             return None
         groups: Dict[str, ButtonGroup] = {}
