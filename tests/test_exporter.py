@@ -453,3 +453,27 @@ def test_a_few_clicks_go_out_after_the_linger_without_a_flush(
         ):
             time.sleep(0.02)
         assert set(sent) <= set(agentsight_server.delivered_click_ids()), f"round {round_}"
+
+
+def test_an_unreadable_spool_record_is_set_aside_and_the_rest_delivered(
+    agentsight_server: ScriptedServer, make_exporter: Any, tmp_path: Any, caplog: Any
+) -> None:
+    import sqlite3
+
+    from agentsight_otel.spool import Spool
+
+    path = str(tmp_path / "spool.sqlite3")
+    records = _records(0, 5)
+    Spool(path, 100).put(records)
+    broken = records[2].click_id
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE clicks SET record = '[\"x\"' WHERE click_id = ?", (broken,))
+    with caplog.at_level(logging.WARNING, logger="agentsight_otel"):
+        exporter = make_exporter(spool_path=path)
+        assert exporter.force_flush(10_000)
+    delivered = agentsight_server.delivered_click_ids()
+    assert sorted(delivered) == sorted(r.click_id for i, r in enumerate(records) if i != 2)
+    stats = exporter.statistics()
+    assert stats["quarantined"] == 1 and stats["spooled"] == 0
+    logged = [m for m in caplog.messages if broken in m]
+    assert len(logged) == 1 and "unreadable" in logged[0]

@@ -121,3 +121,41 @@ def test_spool_reopens_in_a_forked_child(tmp_path: Path) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert spool.size() == 2
+
+
+def _corrupt(path: str, click_ids: dict[str, bytes]) -> None:
+    """Overwrite stored records as a torn write or an older format would leave them."""
+    with sqlite3.connect(path) as conn:
+        for click_id, text in click_ids.items():
+            conn.execute("UPDATE clicks SET record = ? WHERE click_id = ?", (text, click_id))
+
+
+def test_unreadable_records_are_quarantined_and_never_hold_up_the_batch(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    spool = Spool(path, max_clicks=100)
+    spool.put([record(i) for i in range(6)])
+    good = record(0)
+    _corrupt(
+        path,
+        {
+            record(1).click_id: b'["%s","evt","lab' % record(1).click_id.encode(),  # torn
+            record(2).click_id: b'["%s","evt"]' % record(2).click_id.encode(),  # older format
+            record(3).click_id: b"\xff\xfe not utf-8",
+            record(4).click_id: b'{"a": 1}',
+        },
+    )
+    leased = spool.lease(3, hold_seconds=60)
+    # The readable ones come out, oldest first, however many bad ones lie between.
+    assert [r for _, r in leased] == [good, record(5)]
+    bad = spool.take_quarantined()
+    assert sorted(click_id for click_id, _ in bad) == sorted(
+        record(i).click_id for i in (1, 2, 3, 4)
+    )
+    assert all(reason for _, reason in bad)
+    assert spool.take_quarantined() == []  # reported once
+    assert spool.size() == 2
+    spool.ack([seq for seq, _ in leased])
+    assert spool.size() == 0 and spool.lease(10, 60) == []
+    # Set aside, not deleted: the rows are kept for inspection.
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 4

@@ -67,6 +67,8 @@ _SPOOL_POLL_SECONDS = 5.0
 BATCH_LINGER_SECONDS = 0.1
 #: Concurrent requests for the one-click-per-request ``buttons`` API.
 BUTTONS_CONCURRENCY = 8
+#: Click ids named in one log line about quarantined spool records.
+_QUARANTINE_LOGGED = 20
 #: Auth failures keep spooled clicks (a fixed key delivers them) but pause.
 _AUTH_STATUSES = frozenset({401, 403})
 
@@ -154,6 +156,7 @@ class AgentSightSpanExporter(SpanExporter):
                 "dropped_after_retries",
                 "dropped_at_shutdown",
                 "spool_dropped",
+                "quarantined",
                 "invalid",
             ),
             0,
@@ -806,6 +809,7 @@ class AgentSightSpanExporter(SpanExporter):
             # Each batch is acked, rejected-and-acked, or released-and-returned,
             # so even an urgent pass cannot lease the same click twice.
             leased = spool.lease(settings.max_batch_size, hold, now_or_later=urgent)
+            self._report_quarantined(spool.take_quarantined())
             if not leased:
                 return all_ok
             outcome = self._deliver([r for _, r in leased], deadline)
@@ -836,6 +840,24 @@ class AgentSightSpanExporter(SpanExporter):
             if closing and time.monotonic() >= self._close_deadline:
                 return all_ok
         return all_ok
+
+    def _report_quarantined(self, set_aside: List[Tuple[str, str]]) -> None:
+        """Count and log (once each, not rate-limited) records the spool set aside."""
+        if not set_aside:
+            return
+        self._count("quarantined", len(set_aside))
+        shown = ", ".join(
+            f"{printable(click_id, 64)} ({printable(reason, 80)})"
+            for click_id, reason in set_aside[:_QUARANTINE_LOGGED]
+        )
+        more = len(set_aside) - _QUARANTINE_LOGGED
+        logger.error(
+            "AgentSight spool: set aside %d unreadable record(s), kept in its quarantine "
+            "table and never sent: %s%s",
+            len(set_aside),
+            shown,
+            f" and {more} more" if more > 0 else "",
+        )
 
     # -- delivery ------------------------------------------------------------------
 

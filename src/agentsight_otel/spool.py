@@ -11,7 +11,10 @@ it as its own until a deadline, so no other process sends it at the same
 time); ``ack`` deletes what the receiver accepted; ``release`` hands a batch
 back with a not-before time after a failure. Leases of a process that died
 on this host are released when the next process opens the spool, so a
-crash delays nothing. Redelivery is idempotent: the click id goes with the
+crash delays nothing. A row that cannot be read back (a torn write, an
+incompatible version) is moved to the ``quarantine`` table in the lease's
+own transaction and reported once (``take_quarantined``), so it never holds
+up the clicks around it. Redelivery is idempotent: the click id goes with the
 click, and the receiver stores each click id once.
 
 Bounded: at most ``max_clicks``. When full, the drop policy decides
@@ -23,6 +26,7 @@ by the caller.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import sqlite3
@@ -30,7 +34,7 @@ import threading
 import time
 from typing import Iterator, List, Sequence, Tuple
 
-from agentsight_otel.translate import ClickRecord, record_from_json, record_to_json
+from agentsight_otel.translate import ClickRecord, record_to_json
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clicks (
@@ -46,11 +50,50 @@ CREATE TABLE IF NOT EXISTS spool_size (id INTEGER PRIMARY KEY CHECK (id = 0), n 
 INSERT OR IGNORE INTO spool_size (id, n) VALUES (0, 0);
 CREATE TRIGGER IF NOT EXISTS clicks_in AFTER INSERT ON clicks
     BEGIN UPDATE spool_size SET n = n + 1 WHERE id = 0; END;
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY,
+    click_id BLOB,
+    record BLOB,
+    reason TEXT NOT NULL,
+    quarantined_at REAL NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS clicks_out AFTER DELETE ON clicks
     BEGIN UPDATE spool_size SET n = n - 1 WHERE id = 0; END;
 """
 
 Leased = List[Tuple[int, ClickRecord]]
+#: A record set aside because it cannot be read back: (click id, why).
+Quarantined = List[Tuple[str, str]]
+
+_TEXT_FIELDS = (*ClickRecord._fields[:5], "trace_id", "span_id")
+
+
+def decode_record(click_id: str, stored: bytes) -> ClickRecord:
+    """A stored record read back, or ValueError saying why it cannot be.
+
+    A row can be unreadable after a torn write, a disk error, or by coming
+    from an incompatible version: anything that does not give back the
+    record ``put`` wrote is refused here, before it can reach a request.
+    """
+    try:
+        fields = json.loads(stored)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(fields, list) or not 10 <= len(fields) <= len(ClickRecord._fields):
+        raise ValueError("not a click record array of 10 or 11 fields")
+    record = ClickRecord(*fields)
+    for name in _TEXT_FIELDS:
+        if not isinstance(getattr(record, name), str):
+            raise ValueError(f"{name} is not a string")
+    if record.click_id != click_id:
+        raise ValueError("the record's click id is not the row's")
+    if not isinstance(record.metadata, dict) or not isinstance(record.resource, dict):
+        raise ValueError("metadata or resource is not an object")
+    if type(record.timestamp_ns) is not int:
+        raise ValueError("timestamp_ns is not an integer")
+    if record.metadata_text is not None and not isinstance(record.metadata_text, str):
+        raise ValueError("metadata_text is not a string")
+    return record
 
 
 def _process_alive(pid: int) -> bool:
@@ -74,6 +117,7 @@ class Spool:
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
         self._owner = ""
+        self._quarantined: Quarantined = []
         self._connect()
 
     # -- connection -------------------------------------------------------
@@ -180,19 +224,54 @@ class Spool:
         another process holds.
         """
         now = time.time()
+        leased: Leased = []
+        set_aside: Quarantined = []
         with self._write() as conn:
-            rows = conn.execute(
-                "SELECT seq, record FROM clicks WHERE not_before <= ? OR (? AND owner IS NULL) "
-                "ORDER BY seq LIMIT ?",
-                (now, now_or_later, limit),
-            ).fetchall()
-            if rows:
+            while len(leased) < limit:
+                # Read as bytes: text that is not UTF-8 must fail one row,
+                # not the query that reads the whole batch.
+                rows = conn.execute(
+                    "SELECT seq, CAST(click_id AS BLOB), CAST(record AS BLOB) FROM clicks "
+                    "WHERE not_before <= ? OR (? AND owner IS NULL) ORDER BY seq LIMIT ?",
+                    (now, now_or_later, limit - len(leased)),
+                ).fetchall()
+                good: Leased = []
+                bad = []
+                for seq, raw_id, stored in rows:
+                    click_id = bytes(raw_id or b"").decode("utf-8", "replace")
+                    try:
+                        good.append((seq, decode_record(click_id, bytes(stored or b""))))
+                    except ValueError as exc:
+                        bad.append((seq, raw_id, stored, str(exc), now))
+                        set_aside.append((click_id, str(exc)))
+                if good:
+                    conn.executemany(
+                        "UPDATE clicks SET owner = ?, not_before = ?, attempts = attempts + 1 "
+                        "WHERE seq = ?",
+                        [(self._owner, now + hold_seconds, seq) for seq, _ in good],
+                    )
+                    leased.extend(good)
+                if not bad:
+                    break
+                # In the lease's own transaction: a row is either leased, or
+                # moved to quarantine, never both, never neither; and the
+                # rows after it are read in its place.
                 conn.executemany(
-                    "UPDATE clicks SET owner = ?, not_before = ?, attempts = attempts + 1 "
-                    "WHERE seq = ?",
-                    [(self._owner, now + hold_seconds, seq) for seq, _ in rows],
+                    "INSERT OR REPLACE INTO quarantine "
+                    "(seq, click_id, record, reason, quarantined_at) VALUES (?, ?, ?, ?, ?)",
+                    bad,
                 )
-        return [(seq, record_from_json(text)) for seq, text in rows]
+                conn.executemany("DELETE FROM clicks WHERE seq = ?", [(row[0],) for row in bad])
+        if set_aside:  # reported only once the move is committed
+            with self._lock:
+                self._quarantined.extend(set_aside)
+        return leased
+
+    def take_quarantined(self) -> Quarantined:
+        """Records this process set aside since the last call: (click id, why)."""
+        with self._lock:
+            taken, self._quarantined = self._quarantined, []
+        return taken
 
     def ack(self, seqs: Sequence[int]) -> None:
         """Forget clicks the receiver accepted (or refused for good)."""
