@@ -58,7 +58,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from agentsight_otel.server import counts, limits
+from agentsight_otel.server import counts, hostguard, limits
 from agentsight_otel.server.faults import (
     FaultDecision,
     FaultPlan,
@@ -427,13 +427,19 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    store: Store, api_key: Optional[str], faults: Optional[FaultPlan] = None
+    store: Store,
+    api_key: Optional[str],
+    faults: Optional[FaultPlan] = None,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> Starlette:
     """The receiver as a Starlette app (see the module docstring for its routes).
 
     ``api_key=None`` (or empty) accepts any well-formed ``Api-Key`` header.
     ``faults`` defaults to an empty plan, switchable at run time through
     ``/_control/faults``; pass your own to keep a handle on it.
+    ``allowed_hosts``: Host names served besides localhost, loopback and the
+    bound address (:mod:`~agentsight_otel.server.hostguard`; ``"*"`` for any).
     """
     receiver = _Receiver(store, api_key, faults if faults is not None else FaultPlan())
     r = receiver
@@ -464,6 +470,7 @@ def create_app(
     app.state.faults = receiver.faults
     # For whoever runs the app: call once the server has stopped.
     app.state.close = receiver.close
+    hostguard.install(app, allowed_hosts)  # DNS rebinding: answer only our own names
     return app
 
 
@@ -561,7 +568,7 @@ def serve_from_args(args: Any) -> int:
     app = create_app(store, api_key, plan)
     url = url_of(sock)
     print(f"agentsight-otel local receiver (development peer) on {url}/", flush=True)
-    print(f"  database: {db_path}", flush=True)
+    print(f"  database: {store.path}", flush=True)
     if api_key:
         print("  API key:  required (the one given with --api-key)", flush=True)
     else:

@@ -42,6 +42,8 @@ from typing import (
     Union,
 )
 
+from agentsight_otel.server.private_files import create_private_file, make_private_dirs
+
 #: Environment variable naming the directory the receiver keeps its data in.
 DATA_DIR_ENV: Final = "AGENTSIGHT_OTEL_DATA_DIR"
 #: File name of the database inside that directory.
@@ -209,12 +211,17 @@ class Store:
     """SQLite-backed click store; safe to share between threads.
 
     ``path`` must be a file (readers open their own connections, which an
-    in-memory database would not share). Parent directories are created.
+    in-memory database would not share). It is made absolute here, once:
+    readers open it by ``file:`` URI, which a relative path cannot be, and a
+    later change of working directory must not move the database. Missing
+    parent directories are created 0700 and a new database file 0600
+    (:mod:`~agentsight_otel.server.private_files`): clicks are user data.
     """
 
     def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
-        self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path).expanduser().absolute()
+        make_private_dirs(self.path.parent)
+        create_private_file(self.path)
         self._lock = threading.Lock()
         self._closed = False
         # check_same_thread=False: Starlette runs our calls on worker threads;
