@@ -159,3 +159,38 @@ def test_unreadable_records_are_quarantined_and_never_hold_up_the_batch(tmp_path
     # Set aside, not deleted: the rows are kept for inspection.
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 4
+
+
+def test_spool_files_and_the_directories_it_creates_are_private(tmp_path: Path) -> None:
+    import stat
+
+    previous = os.umask(0o022)  # the usual umask: 0644 files, 0755 directories
+    try:
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o755)
+        os.chmod(shared, 0o755)
+        path = shared / "a" / "b" / "s.db"
+        spool = Spool(str(path), 100)
+        spool.put([record(1)])
+        leased = spool.lease(1, 60)  # the -shm and -wal files exist while it is open
+        siblings = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        for file in siblings:
+            assert file.exists(), file
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+        for directory in (shared / "a", shared / "a" / "b"):
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+        # A directory the user made is theirs: left as it was.
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+        spool.ack([seq for seq, _ in leased])
+        spool.close()
+        # A rollback journal (journal_mode=DELETE) follows the database's mode too.
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO clicks (click_id, record) VALUES ('x', '[]')")
+            journal = Path(f"{path}-journal")
+            assert journal.exists()
+            assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+            conn.execute("COMMIT")
+    finally:
+        os.umask(previous)

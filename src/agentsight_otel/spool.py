@@ -32,8 +32,10 @@ import socket
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
+from agentsight_otel.server.private_files import create_private_file, make_private_dirs
 from agentsight_otel.translate import ClickRecord, record_to_json
 
 _SCHEMA = """
@@ -129,8 +131,12 @@ class Spool:
         # so); it is dropped without closing, which would touch its locks.
         self._pid = os.getpid()
         self._owner = f"{socket.gethostname()}:{self._pid}:{os.urandom(4).hex()}"
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
+        # Clicks carry the application's users' data: the directories made
+        # here are 0700 and the database file 0600, which SQLite gives its
+        # -wal, -shm and -journal files too. What exists is left as it is.
+        path = Path(os.path.abspath(self.path))
+        make_private_dirs(path.parent)
+        create_private_file(path)
         conn = sqlite3.connect(
             self.path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
