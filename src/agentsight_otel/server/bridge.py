@@ -24,7 +24,7 @@ import hmac
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Final, Optional
+from typing import Any, Final, Optional, Sequence
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
@@ -38,7 +38,7 @@ from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
 from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.server import limits
+from agentsight_otel.server import hostguard, limits
 from agentsight_otel.server.otlp import (
     JSON,
     PROTOBUF,
@@ -199,13 +199,20 @@ def create_bridge_app(
     exporter: AgentSightSpanExporter,
     token: Optional[str] = None,
     max_backlog: int = DEFAULT_MAX_BACKLOG,
+    *,
+    allowed_hosts: Sequence[str] = (),
 ) -> Starlette:
-    """The bridge as a Starlette app; ``exporter`` does the delivering."""
+    """The bridge as a Starlette app; ``exporter`` does the delivering.
+
+    ``allowed_hosts``: Host names served besides localhost, loopback and the
+    bound address (:mod:`~agentsight_otel.server.hostguard`; ``"*"`` for any).
+    """
     bridge = _Bridge(exporter, token, max_backlog)
     app = Starlette(routes=[Route("/v1/traces", bridge.traces, methods=["POST"])])
     app.router.redirect_slashes = False
     app.state.exporter = exporter
     app.state.stats = bridge.stats
+    hostguard.install(app, allowed_hosts)  # DNS rebinding: answer only our own names
     return app
 
 
