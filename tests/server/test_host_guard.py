@@ -108,7 +108,10 @@ def test_the_bridge_refuses_a_foreign_host_and_serves_its_own(bridge_url: str) -
     assert refused.status_code == 421
     for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
         served = requests.post(
-            f"{bridge_url}/v1/traces", data=EMPTY_OTLP, headers={**PROTOBUF, "Host": host}, timeout=10
+            f"{bridge_url}/v1/traces",
+            data=EMPTY_OTLP,
+            headers={**PROTOBUF, "Host": host},
+            timeout=10,
         )
         assert served.status_code == 200, (host, served.text)
 
