@@ -6,13 +6,13 @@ refusal) are in one place and testable without a network.
 
 from __future__ import annotations
 
-import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
-from urllib.parse import urlsplit
 
 from agentsight_otel import environment_variables as env
+from agentsight_otel.endpoint import EndpointError, connect_host, is_loopback
 from agentsight_otel.environment import normalize as normalize_environment
 from agentsight_otel.errors import AgentSightError
 
@@ -22,6 +22,12 @@ BUTTONS_PATH = "/api/buttons/"
 ME_PATH = "/api/me/"
 APIS = ("ingest", "buttons")
 DROP_POLICIES = ("newest", "oldest")
+#: What an ``Authorization`` header value can carry verbatim. Anything else
+#: (a non-Latin-1 character, inner whitespace, a control character) makes the
+#: HTTP library fail with a message that quotes the header, i.e. the key.
+_KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
+
+__all__ = ["ConfigurationError", "ExporterSettings", "Secret", "is_loopback", "resolve_settings"]
 
 
 class ConfigurationError(AgentSightError):
@@ -73,15 +79,6 @@ class ExporterSettings:
     def url(self, path: str) -> str:
         """Join base and path keeping exactly one slash and the trailing one."""
         return self.endpoint.rstrip("/") + path
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _pick(argument: Any, environ: Mapping[str, str], *names: str) -> Any:
@@ -147,24 +144,33 @@ def resolve_settings(
         endpoint, source, env.OTEL_EXPORTER_AGENTSIGHT_ENDPOINT, env.AGENTSIGHT_API_ENDPOINT
     )
     base = str(base or DEFAULT_ENDPOINT)
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"endpoint must be an http(s) URL such as {DEFAULT_ENDPOINT}, got {base!r}"
-        )
+    try:
+        host = connect_host(base)
+    except EndpointError as exc:
+        raise ConfigurationError(str(exc)) from None
     allow_plain = _flag(
         env.OTEL_EXPORTER_AGENTSIGHT_INSECURE,
         _pick(insecure, source, env.OTEL_EXPORTER_AGENTSIGHT_INSECURE),
     )
-    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_plain:
+    if base.lower().startswith("http:") and not is_loopback(host) and not allow_plain:
         raise ConfigurationError(
-            f"refusing to send the API key over plain http:// to {parts.hostname}: use https://, "
+            f"refusing to send the API key over plain http:// to {host}: use https://, "
             f"or opt in with insecure=True ({env.OTEL_EXPORTER_AGENTSIGHT_INSECURE}=true)"
         )
+    # Stripped and blank-as-absent, as the environment path already does: a
+    # key pasted with its trailing newline is still the key.
+    key = None if key is None else (str(key).strip() or None)
     if key is None:
         raise ConfigurationError(
             f"no API key: set {env.AGENTSIGHT_API_KEY} or pass api_key= (the local "
             "receiver started without --api-key accepts any key)"
+        )
+    if not _KEY_CHARACTERS.fullmatch(key):
+        # Never quote it, nor the offending character: both are the key.
+        raise ConfigurationError(
+            "api_key may contain only printable ASCII characters, with no spaces or "
+            f"control characters inside (the key is not shown); check {env.AGENTSIGHT_API_KEY} "
+            "or api_key="
         )
     wire = str(_pick(api, source, env.OTEL_EXPORTER_AGENTSIGHT_API) or "ingest").lower()
     if wire not in APIS:

@@ -14,6 +14,7 @@ import enum
 import gzip
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ import tenacity
 from requests.adapters import HTTPAdapter
 
 from agentsight_otel.config import ME_PATH, ExporterSettings
+from agentsight_otel.endpoint import connect_host, is_loopback
 from agentsight_otel.environment import Environments, slugs_from_me
+from agentsight_otel.logsafe import printable, scrub
 from agentsight_otel.version import __version__
 
 logger = logging.getLogger("agentsight_otel")
@@ -86,15 +89,27 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
     return max(0.0, min(seconds, MAX_RETRY_AFTER))
 
 
-def describe_rejection(response: requests.Response) -> tuple[str, List[int]]:
-    """What a 4xx body says, naming the offending conversations when it can."""
+def describe_rejection(
+    response: requests.Response, secret: Optional[str] = None
+) -> tuple[str, List[int]]:
+    """What a 4xx body says, naming the offending conversations when it can.
+
+    Everything in it was written by the server (and often echoes the
+    request: conversation ids, field values), so each piece is escaped for a
+    log line and scrubbed of ``secret``: an id with a newline must not forge a
+    log line, and a body quoting the key must not put it in the log.
+    """
+
+    def safe(value: object, limit: int = 120) -> str:
+        return printable(scrub(str(value), [secret]), limit)
+
     try:
         body = response.json()
     except ValueError:
-        return (response.text or "")[:300], []
+        return safe(response.text or "", 300), []
     if not isinstance(body, dict):
-        return str(body)[:300], []
-    detail = str(body.get("detail") or "")
+        return safe(body, 300), []
+    detail = safe(body.get("detail") or "", 200)
     blocks = body.get("conversations")
     indexes: List[int] = []
     named: List[str] = []
@@ -105,20 +120,21 @@ def describe_rejection(response: requests.Response) -> tuple[str, List[int]]:
             index = block.get("index")
             if isinstance(index, int):
                 indexes.append(index)
-            who = block.get("conversation_id") or f"block {index}"
+            who = safe(block.get("conversation_id") or f"block {index}", 80)
             errors = block.get("errors")
             if isinstance(errors, dict):
                 summary = "; ".join(
-                    f"{name}: {', '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                    for name, msgs in errors.items()
+                    f"{safe(name, 60)}: "
+                    + safe(", ".join(map(str, msgs)) if isinstance(msgs, list) else msgs)
+                    for name, msgs in list(errors.items())[:5]
                 )
             else:
-                summary = str(errors) if errors else "no field detail"
+                summary = safe(errors) if errors else "no field detail"
             named.append(f"{who} ({summary})")
     if named:
         shown = "; ".join(named[:5]) + (f"; and {len(named) - 5} more" if len(named) > 5 else "")
         return f"{detail} Offending conversation(s): {shown}".strip(), indexes
-    return (detail or json.dumps(body)[:300]), indexes
+    return (detail or safe(json.dumps(body), 300)), indexes
 
 
 class Transport:
@@ -156,7 +172,19 @@ class Transport:
             }
         )
         session.headers["Authorization"] = "Api-Key " + self._settings.api_key.reveal()
+        if is_loopback(connect_host(self._settings.endpoint)):
+            # HTTP(S)_PROXY would carry the key off this machine (and NO_PROXY
+            # rarely lists loopback); .netrc would replace our Authorization.
+            # The CA bundle variables are still honoured for https://localhost.
+            session.trust_env = False
+            session.verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+            )
         return session
+
+    def _safe(self, text: str) -> str:
+        """Library or server text made fit for a log line: no key, one line, bounded."""
+        return printable(scrub(text, [self._settings.api_key.reveal()]), 300)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # best effort; nothing to tell anyone
@@ -270,8 +298,10 @@ class Transport:
         try:
             response = self._session.post(url, data=body, headers=headers, timeout=timeout)
         except requests.RequestException as exc:
-            # The exception text can carry the URL but never the headers.
-            return _Attempt(True, Result(Outcome.GAVE_UP, None, f"network error: {exc}"))
+            # The library's text quotes the URL, and can quote a header: scrubbed.
+            return _Attempt(
+                True, Result(Outcome.GAVE_UP, None, self._safe(f"network error: {exc}"))
+            )
         status = response.status_code
         if 200 <= status < 300:
             return _Attempt(False, Result(Outcome.DELIVERED, status))
@@ -281,7 +311,7 @@ class Transport:
                 Result(Outcome.GAVE_UP, status, f"HTTP {status}"),
                 parse_retry_after(response.headers.get("Retry-After")),
             )
-        detail, blocks = describe_rejection(response)
+        detail, blocks = describe_rejection(response, self._settings.api_key.reveal())
         return _Attempt(False, Result(Outcome.REJECTED, status, detail, rejected_blocks=blocks))
 
 
