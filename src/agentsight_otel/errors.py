@@ -4,7 +4,62 @@ All of them derive from :class:`AgentSightError`, so an application can catch
 everything this library raises with one clause. They are raised only on the
 caller's thread, for the caller's own mistakes; delivery problems never
 surface as exceptions (the exporter logs them instead).
+
+A refusal describes the caller's data, which may be anything: a key whose
+``repr`` raises, an int too long for ``str`` (Python refuses past 4300
+digits), a megabyte-long string. :func:`shown` and :func:`type_name` describe
+such values without raising, and :class:`InvalidButtonError` bounds what it
+carries, so a refusal is always a short, one-line ``InvalidButtonError``.
 """
+
+from __future__ import annotations
+
+import reprlib
+
+from agentsight_otel.logsafe import printable
+
+#: Longest ``field`` (argument name or metadata path) an error carries.
+MAX_FIELD_CHARS = 120
+#: Longest ``rule`` an error carries.
+MAX_RULE_CHARS = 320
+#: Longest description of one refused value inside a rule.
+MAX_SHOWN_CHARS = 80
+
+#: The stdlib's size-bounded repr: a long string or tuple key is cut before
+#: its repr is built, not after.
+_repr = reprlib.Repr()
+_repr.maxstring = MAX_SHOWN_CHARS
+_repr.maxother = MAX_SHOWN_CHARS
+_repr.maxlevel = 2
+
+
+def bounded(text: str, limit: int) -> str:
+    """:func:`printable`, and at most ``limit`` characters (plus "...") after
+    escaping too: an escape is up to ten characters per character."""
+    out = printable(text, limit)
+    return out if len(out) <= limit + 3 else out[:limit] + "..."
+
+
+def type_name(value: object) -> str:
+    """The name of ``value``'s type, bounded; never raises (a metaclass may
+    make ``__name__`` anything)."""
+    try:
+        name = type(value).__name__
+    except Exception:
+        return "<unnamed type>"
+    return bounded(name, 60) if type(name) is str else "<unnamed type>"
+
+
+def shown(value: object) -> str:
+    """``value``'s repr for an error message: bounded, one line, and never
+    raising, whatever its ``__repr__`` does."""
+    if type(value) is int and value.bit_length() > 64:
+        return "<int of %d bits>" % value.bit_length()  # str() of it may raise
+    try:
+        text = _repr.repr(value)
+    except Exception:
+        return "<%s whose repr raised>" % type_name(value)
+    return bounded(text, MAX_SHOWN_CHARS) if type(text) is str else "<unprintable>"
 
 
 class AgentSightError(Exception):
@@ -21,9 +76,11 @@ class InvalidButtonError(AgentSightError, ValueError):
     """
 
     def __init__(self, field: str, rule: str) -> None:
-        self.field = field
-        self.rule = rule
-        super().__init__(f"{field}: {rule}")
+        # Both may quote the caller's data: cut and made one line here, so no
+        # refusal can carry a megabyte key or a forged log line.
+        self.field = bounded(field, MAX_FIELD_CHARS)
+        self.rule = bounded(rule, MAX_RULE_CHARS)
+        super().__init__(f"{self.field}: {self.rule}")
 
 
 class MissingConversationIdError(AgentSightError):

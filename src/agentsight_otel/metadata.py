@@ -25,9 +25,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-from agentsight_otel.errors import InvalidButtonError
+from agentsight_otel.errors import (
+    MAX_SHOWN_CHARS,
+    InvalidButtonError,
+    bounded,
+    shown,
+    type_name,
+)
 from agentsight_otel.semconv import (
     BUTTONS_CORRELATION_KEY,
     METADATA_EMPTY_OBJECTS,
@@ -101,7 +107,9 @@ class _Walk:
 
 
 def _shown(path: str) -> str:
-    return f"metadata.{path}" if path else "metadata"
+    """The metadata path for an error: cut (a key may be megabytes long) and
+    one line (a key may hold a newline)."""
+    return "metadata." + bounded(path, MAX_SHOWN_CHARS) if path else "metadata"
 
 
 def _check_text(path: str, text: str) -> None:
@@ -153,7 +161,7 @@ def _leaf(walk: _Walk, path: str, value: Any, depth: int) -> None:
     else:
         raise InvalidButtonError(
             _shown(path),
-            f"{type(value).__name__} is not JSON-representable "
+            f"{type_name(value)} is not JSON-representable "
             "(use str, int, float, bool, None, lists and string-keyed objects)",
         )
 
@@ -180,7 +188,7 @@ def _mapping(walk: _Walk, path: str, value: Mapping[Any, Any], depth: int) -> No
         for key, item in value.items():
             if type(key) is not str:
                 raise InvalidButtonError(
-                    _shown(path), f"keys must be strings, got {type(key).__name__} {key!r}"
+                    _shown(path), f"keys must be strings, got {type_name(key)} {shown(key)}"
                 )
             _check_text(path, key)
             walk.chars += len(key)  # each key once, however many values sit below it
@@ -208,16 +216,39 @@ def _sequence(walk: _Walk, path: str, value: Any, depth: int) -> None:
 _FLAT_MAX_KEYS = 64
 #: Plain metadata key -> its attribute name. The same few keys come with
 #: every click; checking and prefixing each once was a third of flattening
-#: (bounded: reset when full).
+#: (bounded: reset when full). Only keys of accepted calls go in
+#: (:func:`remember_names`): a refused call, a megabyte key say, leaves
+#: nothing behind.
 _flat_names: Dict[str, str] = {}
 _FLAT_NAMES_CACHED = 4096
 
+#: What :func:`_flatten_flat` answers: False (declined), True (accepted, every
+#: key already cached), or the accepted call's new keys, for
+#: :func:`remember_names` once the whole call has succeeded.
+FlatResult = Union[bool, List[str]]
 
-def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
+
+def remember_names(keys: List[str]) -> None:
+    """Cache the attribute names of keys an accepted call used."""
+    names = _flat_names
+    if len(names) + len(keys) > _FLAT_NAMES_CACHED:
+        names.clear()
+    for key in keys:
+        names[key] = METADATA_PREFIX + key
+
+
+def cache_sizes() -> Dict[str, int]:
+    """Entries in each cache keyed by caller data (for tests and diagnostics)."""
+    return {"flat_names": len(_flat_names), "flat_plans": len(_flat_plans)}
+
+
+def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
     """Fast path for the common case: one level of plain keys and scalars.
 
     Returns False for anything else, and the general walk then starts over
     (and produces the errors); whatever this wrote is overwritten by it.
+    When it accepts keys not cached yet, it returns them: the caller caches
+    them with :func:`remember_names` only after its whole call succeeded.
     Written for speed because it runs on the caller's thread for nearly every
     click with metadata: one plain loop beats whole-collection tricks here.
     """
@@ -225,6 +256,7 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
         return False
     chars = 0
     names = _flat_names
+    fresh: Optional[List[str]] = None
     for key, value in metadata.items():
         name = names.get(key) if type(key) is str else None
         if name is None:
@@ -237,9 +269,11 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
                 or key == BUTTONS_CORRELATION_KEY
             ):
                 return False
-            if len(names) >= _FLAT_NAMES_CACHED:
-                names.clear()
-            name = names[key] = METADATA_PREFIX + key
+            name = METADATA_PREFIX + key
+            if fresh is None:
+                fresh = [key]
+            else:
+                fresh.append(key)
         kind = type(value)
         if kind is str:
             if not value.isascii():
@@ -255,7 +289,9 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> bool:
             return False
         chars += len(key)
         out[name] = value
-    return chars <= MAX_CHARS
+    if chars > MAX_CHARS:
+        return False
+    return True if fresh is None else fresh
 
 
 def flatten(metadata: Optional[Mapping[str, Any]], out: Optional[Attributes] = None) -> Attributes:
@@ -266,13 +302,17 @@ def flatten(metadata: Optional[Mapping[str, Any]], out: Optional[Attributes] = N
     collect the attributes into a dict it already holds.
     """
     result: Attributes = {} if out is None else out
-    if type(metadata) is dict and _flatten_flat(metadata, result):
-        return result
+    if type(metadata) is dict:
+        flat = _flatten_flat(metadata, result)
+        if flat:
+            if isinstance(flat, list):
+                remember_names(flat)
+            return result
     if metadata is None:
         return result
     if not isinstance(metadata, Mapping):
         raise InvalidButtonError(
-            "metadata", f"must be a mapping (dict) or None, got {type(metadata).__name__}"
+            "metadata", f"must be a mapping (dict) or None, got {type_name(metadata)}"
         )
     walk = _Walk(result)
     _mapping(walk, "", metadata, 1)
@@ -326,14 +366,14 @@ def parse_path(path: str) -> List[_Segment]:
 def _place(root: Dict[str, Any], path: str, value: Any) -> None:
     segments = parse_path(path)
     if len(segments) > MAX_DEPTH:
-        raise ValueError(f"metadata path {path[:80]!r} is nested deeper than {MAX_DEPTH} levels")
+        raise ValueError(f"metadata path {shown(path)} is nested deeper than {MAX_DEPTH} levels")
     node: Dict[Any, Any] = root
     for position, (is_index, key) in enumerate(segments):
         if is_index != isinstance(node, _IndexMap):
-            raise ValueError(f"metadata path {path!r} mixes list and object at one level")
+            raise ValueError(f"metadata path {shown(path)} mixes list and object at one level")
         if position == len(segments) - 1:
             if key in node:
-                raise ValueError(f"metadata path {path!r} is given twice")
+                raise ValueError(f"metadata path {shown(path)} is given twice")
             node[key] = value
             return
         child = node.get(key)
@@ -341,7 +381,7 @@ def _place(root: Dict[str, Any], path: str, value: Any) -> None:
             child = _IndexMap() if segments[position + 1][0] else {}
             node[key] = child
         elif not isinstance(child, dict):
-            raise ValueError(f"metadata path {path!r} goes through a value")
+            raise ValueError(f"metadata path {shown(path)} goes through a value")
         node = child
 
 
@@ -417,10 +457,15 @@ def _flat_plan(shape: Tuple[Any, ...]) -> Optional[_FlatPlan]:
     else:
         if len(entries) <= MAX_LEAVES:
             plan = (tuple(entries), sum(len(key) for _, key, _ in entries))
+    return plan
+
+
+def _remember_plan(shape: Tuple[Any, ...], plan: Optional[_FlatPlan]) -> None:
+    if not all(type(name) is str for name in shape):
+        return  # a str subclass may hash alike yet be another key: never cached
     if len(_flat_plans) >= _FLAT_PLANS_CACHED:
         _flat_plans.clear()
     _flat_plans[shape] = plan
-    return plan
 
 
 def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
@@ -493,7 +538,12 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
     shape = tuple(attributes)
     plan: Any = _flat_plans.get(shape, _UNSEEN)
     if plan is _UNSEEN:
-        plan = _flat_plan(shape)
+        # A new shape is decided by the thorough path (the same answer), and
+        # its plan cached only once that accepted the event: a refused
+        # event's names (a megabyte key, say) are not kept.
+        result = _thorough_valid_json(attributes)
+        _remember_plan(shape, _flat_plan(shape))
+        return result
     if plan is None:
         return _thorough_valid_json(attributes)
     entries: Tuple[Tuple[str, str, str], ...]

@@ -38,8 +38,9 @@ from agentsight_otel.errors import (
     InvalidButtonError,
     MissingConversationIdError,
     TracingNotConfiguredError,
+    type_name,
 )
-from agentsight_otel.metadata import _flatten_flat
+from agentsight_otel.metadata import _flatten_flat, remember_names
 from agentsight_otel.semconv import (
     BAGGAGE_CONVERSATION_ID,
     BUTTON_CLICK_EVENT,
@@ -157,7 +158,7 @@ def _required(field: str, value: Any) -> str:
     if type(value) is not str:
         if value is None:
             raise InvalidButtonError(field, "is required and may not be None")
-        raise InvalidButtonError(field, f"must be a string, got {type(value).__name__}")
+        raise InvalidButtonError(field, f"must be a string, got {type_name(value)}")
     if not value or value.isspace():
         raise InvalidButtonError(field, "is required and may not be empty or whitespace-only")
     if not value.isascii():
@@ -173,7 +174,7 @@ def _required(field: str, value: Any) -> str:
 def _conversation_argument(value: Any) -> str:
     if type(value) is not str:
         raise InvalidButtonError(
-            "conversation_id", f"must be a string when given, got {type(value).__name__}"
+            "conversation_id", f"must be a string when given, got {type_name(value)}"
         )
     if not value or value.isspace():
         raise InvalidButtonError("conversation_id", "may not be empty or whitespace-only")
@@ -232,7 +233,7 @@ def _flatten_metadata(metadata: Any, attributes: Dict[str, Any]) -> None:
     """Metadata into ``attributes`` the careful way, or a clear refusal."""
     if type(metadata) is not dict and not isinstance(metadata, Mapping):
         raise InvalidButtonError(
-            "metadata", f"must be a mapping (dict) or None, got {type(metadata).__name__}"
+            "metadata", f"must be a mapping (dict) or None, got {type_name(metadata)}"
         )
     if BUTTONS_CORRELATION_KEY in metadata:
         raise InvalidButtonError(
@@ -386,11 +387,16 @@ class Tracker:
             CONVERSATION_ID: resolved,
             CLICK_ID: click_id,
         }
-        if metadata is not None and not (
+        # True, or the keys the fast path met for the first time: they are
+        # cached below, once the click is recorded, so a refused call (a
+        # megabyte key, a value over a limit) leaves no name behind.
+        flat: Any = True
+        if metadata is not None:
             # The common case in one call; it declines the reserved key.
-            type(metadata) is dict and _flatten_flat(metadata, attributes)
-        ):
-            _flatten_metadata(metadata, attributes)
+            flat = type(metadata) is dict and _flatten_flat(metadata, attributes)
+            if not flat:
+                _flatten_metadata(metadata, attributes)
+                flat = True
 
         now = _time_ns()
         span = current_span()
@@ -423,6 +429,8 @@ class Tracker:
             carrier = tracer.start_span(BUTTON_SPAN_NAME, start_time=now)
             carrier.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
             carrier.end(end_time=now)
+        if flat is not True:
+            remember_names(flat)
 
         # SpanContext is a tuple (trace_id, span_id, ...) by definition; indexing
         # skips two Python-level property calls on the caller's thread.
