@@ -139,7 +139,13 @@ def test_stored_fault_answers_an_error_after_committing(wire):
     payload = wire.payload(wire.block("c", wire.button_span(), wire.button_span()))
     assert wire.post_ingest(payload).status_code == 504
     assert wire.count() == 2
-    assert wire.post_ingest(payload).json() == {"accepted": 2, "clicks_stored": 0, "duplicates": 2}
+    assert wire.post_ingest(payload).json() == {
+        "accepted": 2,
+        "clicks_stored": 0,
+        "duplicates": 2,
+        "duplicates_conflicting": 0,
+        "conflicting_click_ids": [],
+    }
 
 
 def test_stall_delays_the_answer_and_times_out_a_client(wire):

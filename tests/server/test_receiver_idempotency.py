@@ -36,15 +36,33 @@ def test_same_click_twice_via_ingest_is_stored_once(wire):
     first = wire.post_ingest(payload)
     second = wire.post_ingest(payload)
 
-    assert first.json() == {"accepted": 3, "clicks_stored": 3, "duplicates": 0}
-    assert second.json() == {"accepted": 3, "clicks_stored": 0, "duplicates": 3}
+    assert first.json() == {
+        "accepted": 3,
+        "clicks_stored": 3,
+        "duplicates": 0,
+        "duplicates_conflicting": 0,
+        "conflicting_click_ids": [],
+    }
+    assert second.json() == {
+        "accepted": 3,
+        "clicks_stored": 0,
+        "duplicates": 3,
+        "duplicates_conflicting": 0,
+        "conflicting_click_ids": [],
+    }
     assert wire.count() == 3
 
 
 def test_duplicates_inside_one_batch_are_stored_once(wire):
     span = wire.button_span()
     payload = wire.payload(wire.block("c", span, span), wire.block("c", span))
-    assert wire.post_ingest(payload).json() == {"accepted": 3, "clicks_stored": 1, "duplicates": 2}
+    assert wire.post_ingest(payload).json() == {
+        "accepted": 3,
+        "clicks_stored": 1,
+        "duplicates": 2,
+        "duplicates_conflicting": 0,
+        "conflicting_click_ids": [],
+    }
 
 
 def test_a_redelivery_with_a_new_span_id_is_still_the_same_click(wire):

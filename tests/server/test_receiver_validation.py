@@ -280,7 +280,13 @@ def test_ingest_rejects_a_malformed_envelope(wire, payload, field):
 def test_a_non_button_span_needs_no_button_attributes(wire):
     response = wire.post_ingest(wire.payload(wire.block("c", wire.other_span())))
     assert response.status_code == 200
-    assert response.json() == {"accepted": 1, "clicks_stored": 0, "duplicates": 0}
+    assert response.json() == {
+        "accepted": 1,
+        "clicks_stored": 0,
+        "duplicates": 0,
+        "duplicates_conflicting": 0,
+        "conflicting_click_ids": [],
+    }
 
 
 # --- the fast path agrees with the thorough one ------------------------------

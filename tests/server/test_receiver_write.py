@@ -68,7 +68,13 @@ def test_ingest_stores_button_spans_and_counts_the_others(wire):
     response = wire.post_ingest(payload)
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"accepted": 4, "clicks_stored": 3, "duplicates": 0}
+    assert response.json() == {
+        "accepted": 4,
+        "clicks_stored": 3,
+        "duplicates": 0,
+        "duplicates_conflicting": 0,
+        "conflicting_click_ids": [],
+    }
     [group] = wire.buttons_of("conv-1")
     assert [c["label"] for c in group["clicks"]] == ["Save for later", "Add to Cart"]
     newest = group["clicks"][0]
@@ -105,7 +111,13 @@ def test_ingest_click_id_falls_back_to_span_id_and_span_to_itself(wire):
 def test_ingest_of_an_empty_batch_is_fine(wire):
     response = wire.post_ingest(wire.payload())
     assert response.status_code == 200
-    assert response.json() == {"accepted": 0, "clicks_stored": 0, "duplicates": 0}
+    assert response.json() == {
+        "accepted": 0,
+        "clicks_stored": 0,
+        "duplicates": 0,
+        "duplicates_conflicting": 0,
+        "conflicting_click_ids": [],
+    }
 
 
 @pytest.mark.parametrize("path", ["/api/buttons", "/api/ingest"])

@@ -58,7 +58,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from agentsight_otel.server import counts, hostguard, limits
+from agentsight_otel.server import conflicts, counts, hostguard, limits
 from agentsight_otel.server.faults import (
     FaultDecision,
     FaultPlan,
@@ -222,6 +222,7 @@ class _Receiver:
         body = counts.parse_counted(raw)
         row = buttons_click(body)
         result = self.store.insert_clicks([row], SOURCE_BUTTONS)
+        conflicts.warn(logger, "POST /api/buttons/", result.conflicting)
         return {
             "click_id": row.click_id,
             "conversation_id": row.conversation_id,
@@ -230,6 +231,7 @@ class _Receiver:
             "value": row.value,
             "timestamp": row.timestamp,
             "duplicate": result.duplicates > 0,
+            **conflicts.report(len(result.conflicting), result.conflicting),
         }
 
     async def ingest(self, request: Request) -> Response:
@@ -265,10 +267,12 @@ class _Receiver:
             counts.check_ingest_counts(body)
             batch = ingest_clicks(body)
         result = self.store.insert_clicks(batch.clicks, SOURCE_INGEST)
+        conflicts.warn(logger, "POST /api/ingest/", result.conflicting)
         return {
             "accepted": batch.spans,
             "clicks_stored": result.stored,
             "duplicates": result.duplicates,
+            **conflicts.report(len(result.conflicting), result.conflicting),
         }
 
     async def me(self, request: Request) -> Response:

@@ -42,6 +42,7 @@ from typing import (
     Union,
 )
 
+from agentsight_otel.server.conflicts import conflicting_ids
 from agentsight_otel.server.private_files import create_private_file, make_private_dirs
 
 #: Environment variable naming the directory the receiver keeps its data in.
@@ -160,6 +161,9 @@ ClickRow = Tuple[str, str, str, str, str, str, str, Optional[str], Optional[str]
 class InsertResult:
     stored: int
     duplicates: int
+    #: One id per duplicate row whose content differs from the stored click
+    #: (:mod:`~agentsight_otel.server.conflicts`); the stored click is kept.
+    conflicting: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -279,12 +283,16 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(sql, rows)
+                stored = conn.total_changes - before
+                # Only when something was ignored: the usual batch pays nothing.
+                conflicting = conflicting_ids(conn, rows) if stored < len(rows) else []
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            stored = conn.total_changes - before
-        return InsertResult(stored=stored, duplicates=len(rows) - stored)
+        return InsertResult(
+            stored=stored, duplicates=len(rows) - stored, conflicting=tuple(conflicting)
+        )
 
     # -- reading ---------------------------------------------------------
 
