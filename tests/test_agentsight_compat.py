@@ -83,6 +83,8 @@ def test_record_matches_agentsight_0_1_4(peer: InMemorySpanExporter, click: dict
     theirs, ours = _theirs(peer, click), _ours(click)
     [their_span], [our_span] = theirs["spans"], ours["spans"]
     assert our_span["kind"] == their_span["kind"] == "button"
+    # Outside a turn 0.1.4 sends no parent; ours names no span AgentSight lacks.
+    assert our_span["parent_span_id"] is None and their_span["parent_span_id"] is None
     assert _projected(our_span["attributes"]) == _projected(their_span["attributes"])
     for key in (
         "agentsight.span.kind",

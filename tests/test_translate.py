@@ -166,7 +166,10 @@ def test_ingest_payload_groups_by_conversation_in_time_order() -> None:
     record = records[1]
     assert span["span_id"] == ingest_span_id(record.click_id)
     assert span["span_id"] != record.span_id and len(span["span_id"]) == 16
-    assert span["parent_span_id"] == record.span_id
+    # AgentSight never receives the application span: no dangling parent,
+    # the link back to the trace is an attribute (issue 12 item 20).
+    assert span["parent_span_id"] is None
+    assert span["attributes"]["agentsight.otel.parent_span_id"] == record.span_id
     assert span["trace_id"] == record.trace_id
     assert span["kind"] == "button"
     assert span["attributes"]["agentsight.button.click_id"] == record.click_id

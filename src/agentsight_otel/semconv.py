@@ -93,6 +93,10 @@ INGEST_CLICK_ID: Final = "agentsight.button.click_id"
 #: ``buttons`` wire format, whose body has only ``metadata`` to spare.
 INGEST_TRACE_ID: Final = "agentsight.trace_id"
 INGEST_SPAN_ID: Final = "agentsight.span_id"
+#: On an ingest record: the application span that carried the click. The
+#: record's own ``parent_span_id`` is null, because AgentSight never receives
+#: the application's spans and a parent it cannot find is a dangling link.
+INGEST_PARENT_SPAN_ID: Final = "agentsight.otel.parent_span_id"
 
 #: Reserved key inside ``metadata`` of a ``POST /api/buttons/`` body that
 #: holds the trace correlation (``{"trace_id": ..., "span_id": ...,

@@ -43,6 +43,7 @@ from agentsight_otel.semconv import (
     INGEST_CONVERSATION_ID,
     INGEST_KIND_BUTTON,
     INGEST_METADATA,
+    INGEST_PARENT_SPAN_ID,
     INGEST_SPAN_KIND,
     SDK_NAME,
 )
@@ -270,8 +271,10 @@ def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[
 
     The attributes are exactly those ``agentsight==0.1.4``'s
     ``agentsight.button(...)`` produces (plus our click id), so the backend
-    projects it the same way. ``parent_span_id`` is the application span
-    that carried the click: the link from AgentSight back to the trace.
+    projects it the same way. ``parent_span_id`` is null, as 0.1.4 sends it
+    outside a turn: the application span that carried the click never
+    reaches AgentSight, so it travels as the ``agentsight.otel.parent_span_id``
+    attribute instead, next to ``trace_id``: the link back to the trace.
     """
     stamp = iso_timestamp(record.timestamp_ns)
     attributes: Dict[str, Any] = {INGEST_CONVERSATION_ID: record.conversation_id}
@@ -285,10 +288,11 @@ def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[
     if record.metadata:  # 0.1.4 omits the attribute for empty metadata
         attributes[INGEST_METADATA] = metadata_json(record.metadata)
     attributes[INGEST_CLICK_ID] = record.click_id
+    attributes[INGEST_PARENT_SPAN_ID] = record.span_id
     return {
         "span_id": ingest_span_id(record.click_id),
         "trace_id": record.trace_id,
-        "parent_span_id": record.span_id,
+        "parent_span_id": None,
         "kind": INGEST_KIND_BUTTON,
         "name": record.label,
         "started_at": stamp,
@@ -367,12 +371,13 @@ class _IngestAttributes(msgspec.Struct, gc=False):
     button_value: str = msgspec.field(name=INGEST_BUTTON_VALUE)
     metadata: Union[str, msgspec.UnsetType] = msgspec.field(name=INGEST_METADATA)
     click_id: str = msgspec.field(name=INGEST_CLICK_ID)
+    parent_span_id: str = msgspec.field(name=INGEST_PARENT_SPAN_ID)
 
 
 class _IngestSpan(msgspec.Struct, gc=False):
     span_id: str
     trace_id: str
-    parent_span_id: str
+    parent_span_id: None
     kind: str
     name: str
     started_at: str
@@ -443,7 +448,7 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
         span = new_span(
             ingest_span_id(click_id),
             trace_id,
-            span_id,
+            None,
             INGEST_KIND_BUTTON,
             label,
             stamp,
@@ -460,6 +465,7 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
                 value,
                 text,
                 click_id,
+                span_id,
             ),
             _NO_EVENTS,
             otel,

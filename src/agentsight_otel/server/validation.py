@@ -108,6 +108,15 @@ def _hex_id_error(value: Any, length: int) -> Optional[str]:
     return f"Must be {length} lowercase hex characters, not all zero."
 
 
+def _carrier(attributes: Dict[str, Any], parent: Any, span_id: Any) -> Any:
+    """The application span that carried a click: agentsight-otel sends it as
+    an attribute (its ``parent_span_id`` is null); other clients as the parent."""
+    carrier = attributes.get(semconv.INGEST_PARENT_SPAN_ID)
+    if carrier is not None and _hex_id_error(carrier, 16) is None:
+        return carrier
+    return parent if parent is not None else span_id
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -367,7 +376,7 @@ def _ingest_block(block: Any, rows: List[ClickRow], errors: Errors) -> int:
                 started_at,
                 metadata_text,
                 trace_id,
-                parent if parent is not None else span_id,
+                _carrier(attributes, parent, span_id),
                 epoch_us(moment),
             )
         )
@@ -494,7 +503,7 @@ def _fast_block(block: Any) -> Optional[List[ClickRow]]:
                 started_at,
                 metadata,
                 trace_id,
-                parent if parent is not None else span_id,
+                _carrier(attributes, parent, span_id),
                 epoch_us(moment),
             )
         )
