@@ -229,3 +229,13 @@ def test_library_error_text_is_scrubbed_of_the_key(caplog: pytest.LogCaptureFixt
     assert exporter.statistics()["dropped_after_retries"] == 1
     assert "network error" in caplog.text
     _assert_absent(KEY, caplog.text, size=10)  # shorter hex runs occur in trace ids
+
+
+@pytest.mark.parametrize("setting", ["timeout", "api", "drop_policy", "insecure"])
+def test_a_bad_setting_is_quoted_on_one_bounded_line(setting: str) -> None:
+    value = "x" * 5000 + "\u202e"  # long, and a bidi override that reorders a terminal line
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_settings(api_key=KEY, environ={}, **{setting: value})  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert setting in message.lower()  # insecure is named by its environment variable
+    assert len(message) < 300 and "\u202e" not in message

@@ -15,6 +15,7 @@ from agentsight_otel import environment_variables as env
 from agentsight_otel.endpoint import EndpointError, connect_host, is_loopback
 from agentsight_otel.environment import normalize as normalize_environment
 from agentsight_otel.errors import AgentSightError
+from agentsight_otel.logsafe import printable
 
 DEFAULT_ENDPOINT = "https://api.agentsight.io"
 INGEST_PATH = "/api/ingest/"
@@ -22,6 +23,9 @@ BUTTONS_PATH = "/api/buttons/"
 ME_PATH = "/api/me/"
 APIS = ("ingest", "buttons")
 DROP_POLICIES = ("newest", "oldest")
+#: The memory queue's bound in (estimated) bytes: safe for a web process
+#: while AgentSight is down (about 60,000 typical clicks; fewer large ones).
+DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
 #: What an ``Authorization`` header value can carry verbatim. Anything else
 #: (a non-Latin-1 character, inner whitespace, a control character) makes the
 #: HTTP library fail with a message that quotes the header, i.e. the key.
@@ -72,6 +76,7 @@ class ExporterSettings:
     timeout: float
     retry_deadline: float
     max_queue_size: int
+    max_queue_bytes: int
     max_batch_size: int
     max_concurrent_requests: int
     insecure: bool
@@ -79,6 +84,11 @@ class ExporterSettings:
     def url(self, path: str) -> str:
         """Join base and path keeping exactly one slash and the trailing one."""
         return self.endpoint.rstrip("/") + path
+
+
+def _shown(value: Any) -> str:
+    """A bad setting's value for an error message: quoted, one line, bounded."""
+    return printable(repr(value), 80)
 
 
 def _pick(argument: Any, environ: Mapping[str, str], *names: str) -> Any:
@@ -97,7 +107,7 @@ def _number(name: str, raw: Any, default: float, minimum: float, kind: type = fl
     try:
         value = kind(raw)
     except (TypeError, ValueError):
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be a number, got {_shown(raw)}") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
     return value
@@ -113,7 +123,7 @@ def _flag(name: str, raw: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off", ""):
         return False
-    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+    raise ConfigurationError(f"{name} must be true or false, got {_shown(raw)}")
 
 
 def resolve_settings(
@@ -128,6 +138,7 @@ def resolve_settings(
     timeout: Optional[float] = None,
     retry_deadline: Optional[float] = None,
     max_queue_size: Optional[int] = None,
+    max_queue_bytes: Optional[int] = None,
     max_batch_size: Optional[int] = None,
     max_concurrent_requests: Optional[int] = None,
     insecure: Optional[bool] = None,
@@ -174,12 +185,14 @@ def resolve_settings(
         )
     wire = str(_pick(api, source, env.OTEL_EXPORTER_AGENTSIGHT_API) or "ingest").lower()
     if wire not in APIS:
-        raise ConfigurationError(f"api must be one of {APIS}, got {wire!r}")
+        raise ConfigurationError(f"api must be one of {APIS}, got {_shown(wire)}")
     policy = str(
         _pick(drop_policy, source, env.OTEL_EXPORTER_AGENTSIGHT_DROP_POLICY) or "newest"
     ).lower()
     if policy not in DROP_POLICIES:
-        raise ConfigurationError(f"drop_policy must be one of {DROP_POLICIES}, got {policy!r}")
+        raise ConfigurationError(
+            f"drop_policy must be one of {DROP_POLICIES}, got {_shown(policy)}"
+        )
     spool = _pick(spool_path, source, env.OTEL_EXPORTER_AGENTSIGHT_SPOOL_PATH)
     return ExporterSettings(
         api_key=Secret(str(key)),
@@ -217,6 +230,13 @@ def resolve_settings(
             "max_queue_size",
             _pick(max_queue_size, source, env.OTEL_EXPORTER_AGENTSIGHT_MAX_QUEUE_SIZE),
             262_144,
+            1,
+            int,
+        ),
+        max_queue_bytes=_number(
+            "max_queue_bytes",
+            _pick(max_queue_bytes, source, env.OTEL_EXPORTER_AGENTSIGHT_MAX_QUEUE_BYTES),
+            DEFAULT_MAX_QUEUE_BYTES,
             1,
             int,
         ),
