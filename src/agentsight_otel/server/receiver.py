@@ -13,8 +13,12 @@ Write side — authenticated with ``Authorization: Api-Key <key>``:
 
 * ``POST /api/buttons/`` — one click (0.0.x body); 201.
 * ``POST /api/ingest/`` — batched span records, ``Content-Encoding: gzip``
-  accepted; 200 ``{"accepted", "clicks_stored", "duplicates"}``.
+  accepted; 200 ``{"accepted", "clicks_stored", "duplicates",
+  "duplicates_conflicting", "conflicting_click_ids"}``.
 * ``GET /api/me/`` — capabilities (``gzip-ingest``) and environments.
+* The conversation routes ``agentsight`` 0.0.44 uses (create/get
+  conversations, messages, actions; 501 for the rest):
+  :mod:`~agentsight_otel.server.conversations`.
 * ``GET|PUT|DELETE /_control/faults`` — switch fault injection at run time
   (:mod:`~agentsight_otel.server.faults`). Dev-only; not part of AgentSight.
 
@@ -58,7 +62,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from agentsight_otel.server import conflicts, counts, hostguard, limits
+from agentsight_otel.server import conflicts, conversations, counts, hostguard, limits
 from agentsight_otel.server.faults import (
     FaultDecision,
     FaultPlan,
@@ -161,6 +165,13 @@ class _Receiver:
             shown = media_type or "(none)"
             return _error(415, f"Unsupported media type {shown}; send application/json.")
         return None
+
+    async def admit_json(self, request: Request) -> Union[bytes, Response]:
+        """A write request's raw JSON body once authenticated (401), or the refusal."""
+        refused = self._unauthorized(request) or self._media_type_problem(request)
+        if refused:
+            return refused
+        return await self._read(request)
 
     async def _read(self, request: Request) -> Union[bytes, Response]:
         try:
@@ -328,6 +339,9 @@ class _Receiver:
     # -- read side (no auth: loopback dev tool) -------------------------
 
     async def list_conversations(self, request: Request) -> Response:
+        conversation_id = request.query_params.get("conversation_id")
+        if conversation_id is not None:  # 0.0.44's fetch_conversation("<id>")
+            return await conversations.by_conversation_id(self.store, conversation_id)
         limit = _int_param(request, "limit", None)
         summaries = await run_in_threadpool(self.store.list_conversations, limit)
         return JSONResponse(
@@ -462,6 +476,7 @@ def create_app(
         Route("/api/clicks/ids/", r.click_ids, methods=["GET"]),
         Route("/api/clicks/count/", r.click_count, methods=["GET"]),
         Route("/_control/faults", r.control_faults, methods=["GET", "PUT", "DELETE"]),
+        *conversations.routes(store, r.admit_json, r._unauthorized),
     ]
     app = Starlette(
         routes=routes,

@@ -25,6 +25,7 @@ import json
 import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -294,7 +295,28 @@ class Store:
             stored=stored, duplicates=len(rows) - stored, conflicting=tuple(conflicting)
         )
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection, in one transaction under the writer lock.
+
+        For tables other modules keep in the same file (the 0.0.x
+        conversations API): committed on exit, rolled back on an exception.
+        """
+        with self._lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     # -- reading ---------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> List[Any]:
+        """Rows of a read-only query on a connection of its own (never waits for the writer)."""
+        return self._query(sql, params)
 
     def _read(self) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
