@@ -8,6 +8,7 @@ need the ``[server]`` extra, and a plain install must still be able to run
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Optional, Sequence
@@ -20,6 +21,40 @@ def _missing_extra(exc: ImportError) -> int:
         file=sys.stderr,
     )
     return 2
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _add_server_safety(parser: argparse.ArgumentParser, secret: str) -> None:
+    """The flags both servers share: read timeout, Host names, and the no-auth override."""
+    parser.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a client has for a request's headers, and again for its body (default 15)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this Host name (repeatable; *.example.com for "
+        "subdomains, '*' for any); localhost, loopback and the bound address always work",
+    )
+    parser.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help=f"start on a non-loopback address even without {secret}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="fault injection, e.g. 429:0.5, 500:0.2, stall:0.1 (repeatable)",
     )
+    _add_server_safety(serve, "--api-key")
     bridge = sub.add_parser(
         "bridge",
         help="receive OTLP/HTTP traces (e.g. from a Collector) and deliver their clicks",
@@ -63,13 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bridge.add_argument(
         "--token",
-        default=os.environ.get("AGENTSIGHT_BRIDGE_TOKEN"),
+        default=None,
         help="bearer token senders must present (default: AGENTSIGHT_BRIDGE_TOKEN)",
     )
     bridge.add_argument("--max-backlog", type=int, default=200_000, metavar="CLICKS")
     bridge.add_argument(
         "--insecure", action="store_true", help="allow the key over plain http to other hosts"
     )
+    _add_server_safety(bridge, "a token")
 
     demo = sub.add_parser(
         "demo",
@@ -77,6 +114,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--db", default=None, help="SQLite path to keep (default: a temp file)")
     return parser
+
+
+def _refused(command: str, exc: Exception) -> int:
+    print(f"agentsight-otel {command}: {exc}", file=sys.stderr)
+    return 2
+
+
+def _refuse_exposed_serve(args: argparse.Namespace) -> Optional[int]:
+    """Exit status if ``serve`` must not start as configured (issue 12 item 11), else None."""
+    from agentsight_otel.server.exposure import ExposureError, check_exposure, non_empty_secret
+    from agentsight_otel.server.hostguard import HostSyntaxError, normalise_allowed_hosts
+
+    try:
+        args.api_key = non_empty_secret(args.api_key, "--api-key")
+        check_exposure(args.host, args.api_key is not None, "--api-key", args.insecure_no_auth)
+        normalise_allowed_hosts(args.allowed_host)
+    except (ExposureError, HostSyntaxError) as exc:
+        return _refused("serve", exc)
+    return None
+
+
+def _refuse_exposed_bridge(args: argparse.Namespace) -> Optional[int]:
+    """Exit status if ``bridge`` must not start as configured, else None; resolves the token."""
+    from agentsight_otel.server.exposure import ExposureError, bridge_token, check_exposure
+    from agentsight_otel.server.hostguard import HostSyntaxError, normalise_allowed_hosts
+
+    try:
+        args.token = bridge_token(args.token, os.environ)
+        check_exposure(
+            args.host,
+            args.token is not None,
+            "a token (--token or AGENTSIGHT_BRIDGE_TOKEN)",
+            args.insecure_no_auth,
+        )
+        normalise_allowed_hosts(args.allowed_host)
+    except (ExposureError, HostSyntaxError) as exc:
+        return _refused("bridge", exc)
+    return None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -90,13 +165,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from agentsight_otel.server.receiver import serve_from_args
         except ImportError as exc:
             return _missing_extra(exc)
-        return int(serve_from_args(args))
+        refused = _refuse_exposed_serve(args)
+        return refused if refused is not None else int(serve_from_args(args))
     if args.command == "bridge":
         try:
             from agentsight_otel.server.bridge import bridge_from_args
         except ImportError as exc:
             return _missing_extra(exc)
-        return int(bridge_from_args(args))
+        refused = _refuse_exposed_bridge(args)
+        return refused if refused is not None else int(bridge_from_args(args))
     if args.command == "demo":
         try:
             from agentsight_otel.demo import run_demo

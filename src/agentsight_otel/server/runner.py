@@ -6,7 +6,6 @@ stop the same way.
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import socket
 import threading
@@ -17,6 +16,8 @@ from typing import Any, Dict, Final, Optional
 import uvicorn
 from starlette.applications import Starlette
 
+# Re-exported: the receiver and the bridge import it from here.
+from agentsight_otel.server.exposure import is_loopback as is_loopback
 from agentsight_otel.server.readtimeout import DEFAULT_READ_TIMEOUT, protocol_class
 
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -46,20 +47,11 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def uvicorn_config(
     app: Starlette,
     log_level: str,
     access_log: bool,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    read_timeout: Optional[float] = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -69,7 +61,7 @@ def uvicorn_config(
         ws="none",
         # h11 with a per-request read deadline: slow or silent clients are cut
         # off instead of holding a connection (and a file descriptor) for ever.
-        http=protocol_class(read_timeout),
+        http=protocol_class(DEFAULT_READ_TIMEOUT if read_timeout is None else read_timeout),
         # A stalled request (fault injection) must not hold a stop hostage.
         timeout_graceful_shutdown=3,
     )
@@ -145,13 +137,14 @@ def run_until_stopped(
     app: Starlette,
     sock: socket.socket,
     access_log: bool = True,
-    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    read_timeout: Optional[float] = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until Ctrl-C or SIGTERM, then return normally.
 
     uvicorn shuts down gracefully on those signals and then re-raises them to
     the previous handler; these handlers turn that into a normal return (exit
     0, resources closed by the caller) instead of a traceback or a kill.
+    ``read_timeout`` (default 15 s): see :mod:`~agentsight_otel.server.readtimeout`.
     """
     try:
         config = uvicorn_config(app, "info", access_log=access_log, read_timeout=read_timeout)
