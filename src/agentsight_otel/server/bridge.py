@@ -241,7 +241,12 @@ def bridge_from_args(args: Any) -> int:
         err(f"cannot listen on {args.host}:{args.port}: {exc}")
         exporter.shutdown()
         return 1
-    app = create_bridge_app(exporter, token=args.token, max_backlog=args.max_backlog)
+    app = create_bridge_app(
+        exporter,
+        token=args.token,
+        max_backlog=args.max_backlog,
+        allowed_hosts=getattr(args, "allowed_host", None) or (),
+    )
     print(f"agentsight-otel OTLP bridge on {url_of(sock)}/v1/traces", flush=True)
     print(f"  delivering to: {exporter!r}", flush=True)
     print(f"  spool:         {spool or 'none (memory only: clicks can be lost on exit)'}")
@@ -250,7 +255,7 @@ def bridge_from_args(args: Any) -> int:
     if not is_loopback(args.host or DEFAULT_HOST):
         print("  warning:       not bound to loopback", file=sys.stderr, flush=True)
     try:
-        run_until_stopped(app, sock)
+        run_until_stopped(app, sock, read_timeout=getattr(args, "read_timeout", None))
     finally:
         exporter.shutdown()
     return 0

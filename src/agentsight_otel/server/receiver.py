@@ -584,7 +584,7 @@ def serve_from_args(args: Any) -> int:
         err(f"cannot listen on {host}:{port}: {exc}")
         return 1
 
-    app = create_app(store, api_key, plan)
+    app = create_app(store, api_key, plan, allowed_hosts=getattr(args, "allowed_host", None) or ())
     url = url_of(sock)
     print(f"agentsight-otel local receiver (development peer) on {url}/", flush=True)
     print(f"  database: {store.path}", flush=True)
@@ -601,7 +601,7 @@ def serve_from_args(args: Any) -> int:
             flush=True,
         )
     try:
-        run_until_stopped(app, sock)
+        run_until_stopped(app, sock, read_timeout=getattr(args, "read_timeout", None))
     finally:
         app.state.close()
         store.close()
