@@ -62,6 +62,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from agentsight_otel.logsafe import printable
 from agentsight_otel.server import conflicts, conversations, counts, hostguard, limits
 from agentsight_otel.server.faults import (
     FaultDecision,
@@ -440,7 +441,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     # Reaching this is a receiver bug, not bad input; say so without details.
-    logger.exception("receiver bug while handling %s %s", request.method, request.url.path)
+    logger.exception(
+        "receiver bug while handling %s %s",
+        printable(request.method),
+        printable(request.url.path),  # client text, percent-decoded
+    )
     return _error(500, "Internal receiver error (a bug in the receiver, not in your request).")
 
 
