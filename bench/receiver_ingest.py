@@ -15,8 +15,8 @@ and scope), then measures:
   ``--in-process`` puts it on a thread of this one.
 * ``http, 2 clients``: the same with two client threads (fresh click ids).
 * ``in-process, no HTTP``: the receiver's own ingest steps (gunzip,
-  depth-bounded parse, validate, insert) called directly on a fresh database, with a
-  per-phase breakdown — where the time goes.
+  element-counted and depth-bounded parse, count check and validate,
+  insert) called directly on a fresh database, with a per-phase breakdown — where the time goes.
 * ``baseline``: the same bodies merely gunzipped and ``json.loads``-ed in
   this process — the floor any Python receiver pays before doing anything.
 
@@ -43,7 +43,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 import requests
 
 from agentsight_otel import semconv
-from agentsight_otel.server import limits
+from agentsight_otel.server import counts, limits
 from agentsight_otel.server.store import SOURCE_INGEST, Store
 from agentsight_otel.server.validation import ingest_clicks
 
@@ -223,9 +223,11 @@ def timed_pipeline(
             t0 = time.perf_counter()
             raw = limits.decompress(body, "gzip")
             t1 = time.perf_counter()
-            with limits.collector_paused():  # as the receiver does
+            counts.check_containers(raw)  # as the receiver does
+            with limits.collector_paused():
                 parsed = limits.parse_json(raw)  # strict, depth-bounded
                 t2 = time.perf_counter()
+                counts.check_ingest_counts(parsed)
                 batch = ingest_clicks(parsed)
                 del parsed
             t3 = time.perf_counter()
