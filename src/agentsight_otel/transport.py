@@ -197,6 +197,8 @@ class Transport:
         CAPABILITY_RETRY_SECONDS): it answers both what the backend can read
         (``capabilities``) and which environments this key may name.
         """
+        if self._capabilities is not None:  # answered: no lock on the way to every POST
+            return
         with self._probe_lock:
             now = time.monotonic()
             if self._capabilities is not None or (
