@@ -38,6 +38,10 @@ OTEL_EXPORTER_AGENTSIGHT_TIMEOUT = "OTEL_EXPORTER_AGENTSIGHT_TIMEOUT"
 OTEL_EXPORTER_AGENTSIGHT_RETRY_DEADLINE = "OTEL_EXPORTER_AGENTSIGHT_RETRY_DEADLINE"
 #: Most clicks held in memory waiting for delivery (default 262,144).
 OTEL_EXPORTER_AGENTSIGHT_MAX_QUEUE_SIZE = "OTEL_EXPORTER_AGENTSIGHT_MAX_QUEUE_SIZE"
+#: Most bytes (estimated) of clicks held in memory waiting for delivery
+#: (default 67,108,864: 64 MiB); whichever of this and the click count is
+#: reached first bounds the queue.
+OTEL_EXPORTER_AGENTSIGHT_MAX_QUEUE_BYTES = "OTEL_EXPORTER_AGENTSIGHT_MAX_QUEUE_BYTES"
 #: Most clicks per ingest request (default 1,000).
 OTEL_EXPORTER_AGENTSIGHT_MAX_BATCH_SIZE = "OTEL_EXPORTER_AGENTSIGHT_MAX_BATCH_SIZE"
 #: Most ingest requests in flight at once without a spool (default 4): with

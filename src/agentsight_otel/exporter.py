@@ -31,6 +31,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agentsight_otel.compact import compact, records_bytes, records_from_compact
 from agentsight_otel.config import (
     BUTTONS_PATH,
     INGEST_PATH,
@@ -48,7 +49,6 @@ from agentsight_otel.translate import (
     encode,
     encode_ingest,
     finished_events,
-    records_from_spans,
 )
 from agentsight_otel.transport import Outcome, Result, Transport
 
@@ -72,7 +72,8 @@ _QUARANTINE_LOGGED = 20
 #: Auth failures keep spooled clicks (a fixed key delivers them) but pause.
 _AUTH_STATUSES = frozenset({401, 403})
 
-_Item = Tuple[Any, int]  # (a ReadableSpan or a list of ClickRecords, its click count)
+#: (a CompactSpan or a list of ClickRecords, its click count, its estimated bytes)
+_Item = Tuple[Any, int, int]
 
 
 def count_clicks(span: Any) -> int:
@@ -104,6 +105,7 @@ class AgentSightSpanExporter(SpanExporter):
         timeout: Optional[float] = None,
         retry_deadline: Optional[float] = None,
         max_queue_size: Optional[int] = None,
+        max_queue_bytes: Optional[int] = None,
         max_batch_size: Optional[int] = None,
         max_concurrent_requests: Optional[int] = None,
         spool_max_clicks: Optional[int] = None,
@@ -127,6 +129,7 @@ class AgentSightSpanExporter(SpanExporter):
                 timeout=timeout,
                 retry_deadline=retry_deadline,
                 max_queue_size=max_queue_size,
+                max_queue_bytes=max_queue_bytes,
                 max_batch_size=max_batch_size,
                 max_concurrent_requests=max_concurrent_requests,
                 insecure=insecure,
@@ -176,6 +179,7 @@ class AgentSightSpanExporter(SpanExporter):
         self._cond = threading.Condition()
         self._pending: Deque[_Item] = deque()
         self._pending_clicks = 0
+        self._pending_bytes = 0
         #: Clicks the spooler has taken off the queue but not yet committed.
         self._spooling = 0
         #: Clicks the worker took off the queue to send without the spool
@@ -238,49 +242,75 @@ class AgentSightSpanExporter(SpanExporter):
         try:
             accepted = True
             for span in spans:
-                clicks = count_clicks(span)
-                if clicks and not self.offer(span, clicks):
+                found = compact(span)
+                if found is not None and not self.offer(*found):
                     accepted = False
             return SpanExportResult.SUCCESS if accepted else SpanExportResult.FAILURE
         except Exception as exc:  # the SDK must never see our exceptions
             self._warn.error("export-error", "AgentSight export failed: %r", exc)
             return SpanExportResult.FAILURE
 
-    def offer(self, item: Any, clicks: int) -> bool:
-        """Queue a finished span (or a list of ClickRecords) carrying ``clicks`` clicks.
+    def offer(self, item: Any, clicks: int, nbytes: Optional[int] = None) -> bool:
+        """Queue the clicks of a finished span (or a list of ClickRecords).
 
-        Cheap and non-blocking: this is what ``ClickSpanProcessor.on_end``
+        ``item``: what ``compact.compact(span)`` returned for the span, with
+        its ``clicks`` and estimated ``nbytes`` (``ClickSpanProcessor.on_end``
+        and ``export()`` pass it so); a list of ClickRecords; or a finished
+        span, compacted here. Cheap and non-blocking: this is what ``on_end``
         calls on the application's thread. False when refused (shut down,
         disabled, or queue full under the ``newest`` drop policy).
         """
         settings = self._settings
         if settings is None or self._closed:
             return False
+        if nbytes is None:
+            if isinstance(item, list):
+                nbytes = records_bytes(item)
+            else:  # a span: keep its clicks, not the span
+                found = compact(item)
+                if found is None:
+                    return True
+                item, clicks, nbytes = found
         with self._cond:
             if self._closing:
                 return False
             self._counters["submitted"] += clicks
-            if self._pending_clicks + clicks > settings.max_queue_size:
-                if settings.drop_policy == "oldest" and clicks <= settings.max_queue_size:
-                    while self._pending_clicks + clicks > settings.max_queue_size:
-                        _, evicted = self._pending.popleft()
+            if (
+                self._pending_clicks + clicks > settings.max_queue_size
+                or self._pending_bytes + nbytes > settings.max_queue_bytes
+            ):
+                if (
+                    settings.drop_policy == "oldest"
+                    and clicks <= settings.max_queue_size
+                    and nbytes <= settings.max_queue_bytes
+                ):
+                    while (
+                        self._pending_clicks + clicks > settings.max_queue_size
+                        or self._pending_bytes + nbytes > settings.max_queue_bytes
+                    ):
+                        _, evicted, freed = self._pending.popleft()
                         self._pending_clicks -= evicted
+                        self._pending_bytes -= freed
                         self._counters["dropped_queue_full"] += evicted
                 else:
                     self._counters["dropped_queue_full"] += clicks
                     self._warn.warning(
                         "queue-full",
-                        "AgentSight exporter queue is full (%d clicks); dropped %d new click(s). "
-                        "Delivery is not keeping up: check the endpoint, or raise "
-                        "max_queue_size / use a spool.",
+                        "AgentSight exporter queue is full (%d clicks, about %d bytes; bounds "
+                        "max_queue_size=%d, max_queue_bytes=%d); dropped %d new click(s). "
+                        "Delivery is not keeping up: check the endpoint, or use a spool.",
+                        self._pending_clicks,
+                        self._pending_bytes,
                         settings.max_queue_size,
+                        settings.max_queue_bytes,
                         clicks,
                     )
                     return False
             was_empty = not self._pending
             before = self._pending_clicks
-            self._pending.append((item, clicks))
+            self._pending.append((item, clicks, nbytes))
             self._pending_clicks = before + clicks
+            self._pending_bytes += nbytes
             if self._worker is None:
                 self._start_worker()
             # Only an offer that can make a sleeper's condition true wakes
@@ -307,7 +337,8 @@ class AgentSightSpanExporter(SpanExporter):
         if self._settings is None or self._closed or not records:
             return self._settings is not None and not self._closed
         if self._spool is None:
-            return self.offer(list(records), len(records))
+            records = list(records)
+            return self.offer(records, len(records), records_bytes(records))
         with self._cond:
             if self._closing:
                 return False
@@ -383,6 +414,7 @@ class AgentSightSpanExporter(SpanExporter):
             lost = self._pending_clicks
             self._pending.clear()
             self._pending_clicks = 0
+            self._pending_bytes = 0
         if lost:
             self._count("dropped_at_shutdown", lost)
             logger.error(
@@ -408,6 +440,7 @@ class AgentSightSpanExporter(SpanExporter):
         with self._cond:
             stats = dict(self._counters)
             stats["queued"] = self._pending_clicks + self._spooling + self._direct
+            stats["queued_bytes"] = self._pending_bytes  # estimated, as the bound counts
         if self._spool is not None:
             try:
                 stats["spooled"] = self._spool.size()
@@ -466,11 +499,14 @@ class AgentSightSpanExporter(SpanExporter):
         limit = self._settings.max_batch_size
         items: List[_Item] = []
         taken = 0
+        freed = 0
         while self._pending and taken < limit:
-            item, clicks = self._pending.popleft()
-            items.append((item, clicks))
-            taken += clicks
+            item = self._pending.popleft()
+            items.append(item)
+            taken += item[1]
+            freed += item[2]
         self._pending_clicks -= taken
+        self._pending_bytes -= freed
         return items, taken
 
     def _spool_records(self, records: List[ClickRecord]) -> int:
@@ -529,9 +565,11 @@ class AgentSightSpanExporter(SpanExporter):
         """
         if not records:
             return
+        nbytes = records_bytes(records)
         with self._cond:
-            self._pending.appendleft((records, len(records)))
+            self._pending.appendleft((records, len(records), nbytes))
             self._pending_clicks += len(records)
+            self._pending_bytes += nbytes
             self._cond.notify_all()
 
     def _take(self) -> Tuple[List[_Item], int, bool]:
@@ -552,7 +590,8 @@ class AgentSightSpanExporter(SpanExporter):
                     wait = due
                 self._cond.wait(wait if wait is None else min(wait, 5.0))
             self._linger(lambda: self._pending_clicks >= settings.max_batch_size)
-            items, _ = self._pop_batch()
+            items, taken = self._pop_batch()
+            self._direct += taken  # in hand until delivered or dropped: still counted
             ticket = self._flush_asked if not self._pending else self._flush_done
             return items, ticket, self._closing
 
@@ -652,21 +691,28 @@ class AgentSightSpanExporter(SpanExporter):
         A pass that honours a flush or a shutdown waits for every batch in
         flight and reports whether all of them arrived; others report None.
         """
-        records = self._translate(items) if items else []
-        if records:
-            # Translating and encoding stay on this one thread; only the wait
-            # for the answer is shared out. Several CPU-bound senders would
-            # each take the GIL from the application's threads.
-            assert self._transport is not None
-            body = encode_ingest(records, self._transport.environment(self._deadline(closing)))
-            self._slots.acquire()
-            with self._cond:
-                self._in_flight += 1
-            try:
-                self._sender_pool().submit(self._send_batch, records, body, closing)
-            except RuntimeError:
-                # At interpreter exit no new threads may start: send it here.
-                self._send_batch(records, body, closing)
+        taken = sum(item[1] for item in items)
+        handed = False
+        try:
+            records = self._translate(items) if items else []
+            if records:
+                # Translating and encoding stay on this one thread; only the wait
+                # for the answer is shared out. Several CPU-bound senders would
+                # each take the GIL from the application's threads.
+                assert self._transport is not None
+                body = encode_ingest(records, self._transport.environment(self._deadline(closing)))
+                self._slots.acquire()
+                with self._cond:
+                    self._in_flight += 1
+                handed = True
+                try:
+                    self._sender_pool().submit(self._send_batch, records, body, closing, taken)
+                except RuntimeError:
+                    # At interpreter exit no new threads may start: send it here.
+                    self._send_batch(records, body, closing, taken)
+        finally:
+            if not handed:
+                self._release_direct(taken)
         if not (flushing or closing):
             return None
         with self._cond:
@@ -677,7 +723,9 @@ class AgentSightSpanExporter(SpanExporter):
             ok, self._batches_ok = self._batches_ok and not self._in_flight, True
         return ok
 
-    def _send_batch(self, records: List[ClickRecord], body: bytes, closing: bool) -> None:
+    def _send_batch(
+        self, records: List[ClickRecord], body: bytes, closing: bool, taken: int = 0
+    ) -> None:
         ok: Optional[bool] = False
         try:
             ok = self._deliver_or_drop(records, closing, body)
@@ -687,6 +735,7 @@ class AgentSightSpanExporter(SpanExporter):
             self._slots.release()
             with self._cond:
                 self._in_flight -= 1
+                self._direct -= taken
                 if ok is False:
                     self._batches_ok = False
                 self._cond.notify_all()
@@ -698,6 +747,12 @@ class AgentSightSpanExporter(SpanExporter):
                 self._settings.max_concurrent_requests, thread_name_prefix="agentsight-sender"
             )
         return self._senders
+
+    def _release_direct(self, clicks: int) -> None:
+        if clicks:
+            with self._cond:
+                self._direct -= clicks
+                self._cond.notify_all()
 
     def _count(self, counter: str, n: int) -> None:
         if n:
@@ -711,7 +766,10 @@ class AgentSightSpanExporter(SpanExporter):
 
     def _process(self, items: List[_Item], closing: bool, flushing: bool) -> Optional[bool]:
         if self._spool is None:
-            return self._deliver_or_drop(self._translate(items), closing)
+            try:
+                return self._deliver_or_drop(self._translate(items), closing)
+            finally:
+                self._release_direct(sum(item[1] for item in items))
         ok = True
         if items:  # taken off the queue because the spool could not take them
             ok = self._send_unspooled(items, closing)
@@ -722,7 +780,7 @@ class AgentSightSpanExporter(SpanExporter):
                 if not self._pending or time.monotonic() >= self._spool_failing_until:
                     break
                 items, _ = self._pop_batch()
-                self._direct += sum(clicks for _, clicks in items)
+                self._direct += sum(item[1] for item in items)
             ok = self._send_unspooled(items, closing)
         drained = self._drain_spool(closing, flushing)
         return ok and drained is not False
@@ -733,7 +791,7 @@ class AgentSightSpanExporter(SpanExporter):
 
         True when every one of them is on disk or delivered.
         """
-        taken = sum(clicks for _, clicks in items)
+        taken = sum(item[1] for item in items)
         try:
             records = self._translate(items)
             if time.monotonic() >= self._spool_failing_until:
@@ -748,9 +806,7 @@ class AgentSightSpanExporter(SpanExporter):
             self._requeue([records[i] for i in outcome["failed"]])
             return not outcome["failed"] and not outcome["rejected"]
         finally:
-            with self._cond:
-                self._direct -= taken
-                self._cond.notify_all()
+            self._release_direct(taken)
 
     def _deliver_or_drop(
         self, records: List[ClickRecord], closing: bool, body: Optional[bytes] = None
@@ -772,13 +828,13 @@ class AgentSightSpanExporter(SpanExporter):
         return not failed and not outcome["rejected"]
 
     def _translate(self, items: List[_Item]) -> List[ClickRecord]:
-        spans = [item for item, _ in items if not isinstance(item, list)]
+        spans = [item for item, _, _ in items if not isinstance(item, list)]
         records: List[ClickRecord] = []
-        for item, _ in items:
+        for item, _, _ in items:
             if isinstance(item, list):
                 records.extend(item)
         if spans:
-            found, rejected = records_from_spans(spans)
+            found, rejected = records_from_compact(spans)
             records.extend(found)
             if rejected:
                 self._count("invalid", len(rejected))

@@ -15,7 +15,8 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
-from agentsight_otel.exporter import AgentSightSpanExporter, count_clicks
+from agentsight_otel.compact import compact
+from agentsight_otel.exporter import AgentSightSpanExporter
 
 
 class ClickSpanProcessor(SpanProcessor):
@@ -28,9 +29,10 @@ class ClickSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        clicks = count_clicks(span)
-        if clicks:
-            self.exporter.offer(span, clicks)
+        # The exporter keeps the span's clicks, not the span (compact.py).
+        found = compact(span)
+        if found is not None:
+            self.exporter.offer(*found)
 
     def shutdown(self) -> None:
         self.exporter.shutdown()
