@@ -24,7 +24,7 @@ import hmac
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Final, Optional, Sequence
+from typing import Any, Final, List, Optional, Sequence, Tuple
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
@@ -50,11 +50,9 @@ from agentsight_otel.server.otlp import (
 )
 from agentsight_otel.server.runner import DEFAULT_HOST, bind, is_loopback, run_until_stopped, url_of
 from agentsight_otel.server.store import default_db_path
+from agentsight_otel.translate import ClickRecord
 
 logger = logging.getLogger("agentsight_otel.bridge")
-#: Rejections repeat while a sender is misconfigured: one line a minute, and
-#: the next says how many were suppressed (the stats count every one).
-_warn = RateLimitedLogger(logger)
 
 DEFAULT_PORT: Final = 4319
 #: Largest OTLP body on the wire. The Collector's batch processor sends up to
@@ -92,6 +90,21 @@ _RESOURCE_EXHAUSTED = 8
 _UNAVAILABLE = 14
 
 
+def _read_request(body: bytes, kind: str) -> Tuple[int, int, List[ClickRecord], int, List[str]]:
+    """Decode a request and read its clicks (on a worker thread): its span
+    count, spans without clicks, then what ``records_from_request`` returns."""
+    decoded = decode_request(body, kind)
+    spans = without = 0
+    for resource_spans in decoded.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                spans += 1
+                if not any(e.name == BUTTON_CLICK_EVENT for e in span.events):
+                    without += 1
+    records, rejected, reasons = records_from_request(decoded)
+    return spans, without, records, rejected, reasons
+
+
 class _Bridge:
     def __init__(
         self, exporter: AgentSightSpanExporter, token: Optional[str], max_backlog: int
@@ -99,11 +112,17 @@ class _Bridge:
         self.exporter = exporter
         self._token = token.encode("utf-8") if token else None
         self.max_backlog = max_backlog
+        #: Rejections repeat while a sender is misconfigured: one line a
+        #: minute, and the next says how many were suppressed (the stats
+        #: count every one).
+        self._warn = RateLimitedLogger(logger)
         #: What arrived, for operators and tests: requests, spans, spans that
         #: carried no click (a Collector filter that lets those through is
         #: misconfigured), clicks accepted, spans rejected.
+        #: Also a gauge: requests being decoded right now.
         self.stats = dict.fromkeys(
-            ("requests", "spans", "spans_without_clicks", "clicks", "rejected_spans"), 0
+            ("requests", "spans", "spans_without_clicks", "clicks", "rejected_spans", "decoding"),
+            0,
         )
 
     def _authorized(self, request: Request) -> bool:
@@ -115,14 +134,7 @@ class _Bridge:
             value.strip().encode("utf-8"), self._token
         )
 
-    def _count(self, decoded: Any, clicks: int, rejected: int) -> None:
-        spans = without = 0
-        for resource_spans in decoded.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    spans += 1
-                    if not any(e.name == BUTTON_CLICK_EVENT for e in span.events):
-                        without += 1
+    def _count(self, spans: int, without: int, clicks: int, rejected: int) -> None:
         stats = self.stats
         stats["requests"] += 1
         stats["spans"] += spans
@@ -144,8 +156,12 @@ class _Bridge:
             )
         try:
             raw = await limits.read_body(request, MAX_OTLP_BODY_BYTES)
-            body = limits.decompress(
-                raw, request.headers.get("content-encoding"), MAX_OTLP_DECOMPRESSED_BYTES
+            # Inflating up to 64 MiB is CPU work: off the event loop, like decoding.
+            body = await run_in_threadpool(
+                limits.decompress,
+                raw,
+                request.headers.get("content-encoding"),
+                MAX_OTLP_DECOMPRESSED_BYTES,
             )
         except limits.BodyError as exc:
             return _status(kind, _INVALID_ARGUMENT, str(exc), exc.status_code)
@@ -167,12 +183,18 @@ class _Bridge:
                 503,
                 **{"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+        self.stats["decoding"] += 1
         try:
-            decoded = await run_in_threadpool(decode_request, body, kind)
+            # Every pass over the request runs on a worker thread, so a large
+            # request does not hold up the others; otlp_bounds.py bounds it.
+            spans, without, records, rejected, reasons = await run_in_threadpool(
+                _read_request, body, kind
+            )
         except MalformedOTLP as exc:
-            return _status(kind, _INVALID_ARGUMENT, str(exc), 400)
-        records, rejected, reasons = records_from_request(decoded)
-        self._count(decoded, len(records), rejected)
+            return _status(kind, _INVALID_ARGUMENT, str(exc), exc.status_code)
+        finally:
+            self.stats["decoding"] -= 1
+        self._count(spans, without, len(records), rejected)
         if records and not await run_in_threadpool(self.exporter.accept, records):
             return _status(
                 kind,
@@ -186,7 +208,7 @@ class _Bridge:
             message = f"{rejected} span(s) carried malformed click events: " + "; ".join(reasons)
             # OTLP answers this with a 200 partial success, which the Node
             # and Go exporters report as success: the log is where it shows.
-            _warn.warning(
+            self._warn.warning(
                 "rejected",
                 "bridge rejected %s; stored %d click(s) of the request",
                 printable(message, 1000),

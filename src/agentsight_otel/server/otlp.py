@@ -30,6 +30,13 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, CLICK_ID
 from agentsight_otel.server.derived_ids import derived_click_id
 from agentsight_otel.server.limits import MalformedBody, parse_json
+from agentsight_otel.server.otlp_bounds import (
+    NotOTLP,
+    TooManyElements,
+    bound_decoded,
+    bound_json,
+    bound_protobuf,
+)
 from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
 
 PROTOBUF = "application/x-protobuf"
@@ -46,6 +53,15 @@ MAX_VALUE_DEPTH = 16
 
 class MalformedOTLP(ValueError):
     """The body is not a valid OTLP trace export request (answer 400)."""
+
+    status_code = 400
+
+
+class OTLPTooLarge(MalformedOTLP):
+    """The request holds more spans, events or attributes than the bridge
+    takes in one request (answer 413; otlp_bounds.py has the limits)."""
+
+    status_code = 413
 
 
 def media_type(content_type: str | None) -> str | None:
@@ -84,7 +100,20 @@ def _hex_ids_to_base64(node: Any) -> Any:
 
 
 def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
-    """Parse an OTLP/HTTP trace export body; raises MalformedOTLP."""
+    """Parse an OTLP/HTTP trace export body; raises MalformedOTLP (OTLPTooLarge
+    past a per-request bound, checked before the body is decoded in full)."""
+    try:
+        upper = bound_protobuf(body) if kind == PROTOBUF else bound_json(body)
+        request = _decode(body, kind)
+        bound_decoded(request, upper)
+    except TooManyElements as exc:
+        raise OTLPTooLarge(str(exc)) from None
+    except NotOTLP as exc:
+        raise MalformedOTLP(str(exc)) from None
+    return request
+
+
+def _decode(body: bytes, kind: str) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     if kind == PROTOBUF:
         try:
