@@ -106,3 +106,17 @@ def test_record_matches_agentsight_0_1_4(peer: InMemorySpanExporter, click: dict
     # Same record shape, so the backend reads both the same way.
     assert set(our_span) == set(their_span)
     assert set(our_span["otel"]) == set(their_span["otel"])
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["prod", "PROD", " Production ", "dev", "Development", "staging", "Prod-EU", "", "  "],
+)
+def test_environment_names_resolve_as_in_agentsight_0_1_4(written: str) -> None:
+    # Before any /api/me/ answer, both send only the built-in pair, spelled the same.
+    from agentsight import _settings
+
+    from agentsight_otel.environment import Environments
+
+    _settings._reset_environments_for_tests()
+    assert Environments(written).resolve() == _settings.normalize_environment(written)
