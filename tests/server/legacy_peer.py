@@ -52,13 +52,16 @@ def python() -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        venv.EnvBuilder(with_pip=True).create(staging)
-        done = subprocess.run(
-            [str(_python_of(staging)), "-m", "pip", "install", "-q", *REQUIREMENTS],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        try:
+            venv.EnvBuilder(with_pip=True).create(staging)
+            done = subprocess.run(
+                [str(_python_of(staging)), "-m", "pip", "install", "-q", *REQUIREMENTS],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:  # no ensurepip, pip hung
+            _unavailable(f"cannot build its virtual environment: {exc}")
         if done.returncode != 0:
             _unavailable(f"pip install failed: {done.stderr.strip()[-500:]}")
         (staging / _DONE).touch()
