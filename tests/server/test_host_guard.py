@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence
 
 import pytest
 import requests
@@ -224,3 +224,31 @@ def test_a_bad_allowed_host_is_refused_at_construction_naming_it(tmp_path: Path,
             create_bridge_app(exporter, allowed_hosts=[bad])
     finally:
         exporter.shutdown()
+
+
+def test_remembered_host_decisions_stay_bounded() -> None:
+    """A client sending a new Host every request cannot grow the guard's memory."""
+    import asyncio
+
+    from agentsight_otel.server.hostguard import HostGuard
+
+    statuses: List[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        statuses.append(200)
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    guard = HostGuard(app)
+
+    async def main() -> None:
+        for index in range(2000):
+            host = f"h{index}.evil.example" if index % 2 else f"127.0.0.{index % 250 + 1}"
+            scope = {"type": "http", "headers": [(b"host", host.encode())], "server": None}
+            await guard(scope, None, send)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert statuses.count(200) == 1000 and statuses.count(421) == 1000
+    assert len(guard._verdicts) <= 256

@@ -26,7 +26,7 @@ ranges, and cannot accept the connection's own address.
 from __future__ import annotations
 
 import ipaddress
-from typing import FrozenSet, Iterable, List, Optional, Tuple
+from typing import Dict, Final, FrozenSet, Iterable, List, Optional, Tuple
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agentsight_otel.logsafe import printable
 
 ANY_HOST = "*"
+_MAX_VERDICTS: Final = 256
 
 
 class HostSyntaxError(ValueError):
@@ -107,6 +108,9 @@ class HostGuard:
         self.any_host = ANY_HOST in entries
         self.names: FrozenSet[str] = frozenset(e for e in entries if not e.startswith("*"))
         self.suffixes: Tuple[str, ...] = tuple(e[1:] for e in entries if e.startswith("*."))
+        #: Decisions by (Host value, local address): a server sees a handful of
+        #: each, and parsing one costs more than the rest of the check.
+        self._verdicts: Dict[Tuple[bytes, Optional[str]], bool] = {}
 
     def allows(self, name: str, own_address: Optional[str] = None) -> bool:
         if name == "localhost" or name in self.names:
@@ -127,10 +131,17 @@ class HostGuard:
         if raw is None:
             await _refuse(send, 400, "a Host header is required")
             return
-        name = host_name(raw.decode("latin-1"))
         server = scope.get("server")
         own_address = server[0] if server else None
-        if name is not None and self.allows(name, own_address):
+        key = (raw, own_address)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            name = host_name(raw.decode("latin-1"))
+            verdict = name is not None and self.allows(name, own_address)
+            if len(self._verdicts) >= _MAX_VERDICTS:  # a client varying its Host cannot grow it
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        if verdict:
             await self.app(scope, receive, send)
             return
         shown = printable(raw.decode("latin-1"), 100)
