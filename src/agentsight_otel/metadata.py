@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Mapping
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -214,6 +215,9 @@ def _sequence(walk: _Walk, path: str, value: Any, depth: int) -> None:
 
 
 _FLAT_MAX_KEYS = 64
+#: Held only to add to or reset the two caches below (misses: rare), so
+#: their byte counts stay true across threads; reads take no lock.
+_cache_lock = threading.Lock()
 #: Plain metadata key -> its attribute name. The same few keys come with
 #: every click; checking and prefixing each once was a third of flattening
 #: (bounded: reset when full). Only keys of accepted calls go in
@@ -221,6 +225,12 @@ _FLAT_MAX_KEYS = 64
 #: nothing behind.
 _flat_names: Dict[str, str] = {}
 _FLAT_NAMES_CACHED = 4096
+#: The name cache's bound in estimated bytes (keys and names as Python
+#: strings), so long keys cannot make 4,096 entries hundreds of megabytes
+#: (issue 12 item 6); a key that alone would take a sixteenth of it is not
+#: cached (it is checked afresh each time, as any miss is).
+FLAT_NAMES_MAX_BYTES = 1 << 20
+_flat_names_bytes = [0]  # estimated bytes of _flat_names; mutated in place
 
 #: What :func:`_flatten_flat` answers: False (declined), True (accepted, every
 #: key already cached), or the accepted call's new keys, for
@@ -228,18 +238,37 @@ _FLAT_NAMES_CACHED = 4096
 FlatResult = Union[bool, List[str]]
 
 
+def _name_bytes(key: str) -> int:
+    return 2 * (len(key) + 64) + len(METADATA_PREFIX)  # key, name, dict slot
+
+
 def remember_names(keys: List[str]) -> None:
     """Cache the attribute names of keys an accepted call used."""
     names = _flat_names
-    if len(names) + len(keys) > _FLAT_NAMES_CACHED:
-        names.clear()
-    for key in keys:
-        names[key] = METADATA_PREFIX + key
+    kept = [key for key in keys if _name_bytes(key) <= FLAT_NAMES_MAX_BYTES // 16]
+    added = sum(map(_name_bytes, kept))
+    with _cache_lock:
+        if (
+            len(names) + len(kept) > _FLAT_NAMES_CACHED
+            or _flat_names_bytes[0] + added > FLAT_NAMES_MAX_BYTES
+        ):
+            names.clear()
+            _flat_names_bytes[0] = 0
+        for key in kept:
+            if key not in names:
+                names[key] = METADATA_PREFIX + key
+                _flat_names_bytes[0] += _name_bytes(key)
 
 
 def cache_sizes() -> Dict[str, int]:
-    """Entries in each cache keyed by caller data (for tests and diagnostics)."""
-    return {"flat_names": len(_flat_names), "flat_plans": len(_flat_plans)}
+    """Entries in each cache keyed by caller data, and their estimated bytes
+    (for tests and diagnostics)."""
+    return {
+        "flat_names": len(_flat_names),
+        "flat_plans": len(_flat_plans),
+        "flat_names_bytes": _flat_names_bytes[0],
+        "flat_plans_bytes": _flat_plans_bytes[0],
+    }
 
 
 def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
@@ -436,6 +465,12 @@ _FlatPlan = Tuple[Tuple[Tuple[str, str, str], ...], int]
 #: attribute per click (bounded: reset when full).
 _flat_plans: Dict[Tuple[Any, ...], Optional[_FlatPlan]] = {}
 _FLAT_PLANS_CACHED = 1024
+#: The plan cache's bound in estimated bytes: a shape is keyed by all of an
+#: event's attribute names, and OTLP senders choose those (12 requests of
+#: 150,000 unique names once kept 141 MB; issue 12 item 6). A shape that
+#: alone would take a sixteenth of it is not cached.
+FLAT_PLANS_MAX_BYTES = 2 << 20
+_flat_plans_bytes = [0]  # estimated bytes of _flat_plans; mutated in place
 _UNSEEN = object()
 
 
@@ -463,9 +498,20 @@ def _flat_plan(shape: Tuple[Any, ...]) -> Optional[_FlatPlan]:
 def _remember_plan(shape: Tuple[Any, ...], plan: Optional[_FlatPlan]) -> None:
     if not all(type(name) is str for name in shape):
         return  # a str subclass may hash alike yet be another key: never cached
-    if len(_flat_plans) >= _FLAT_PLANS_CACHED:
-        _flat_plans.clear()
-    _flat_plans[shape] = plan
+    # Each name as a string and a tuple slot, and again in the plan's entry.
+    size = 3 * sum(map(len, shape)) + 160 * len(shape) + 64
+    if size > FLAT_PLANS_MAX_BYTES // 16:
+        return
+    with _cache_lock:
+        if (
+            len(_flat_plans) >= _FLAT_PLANS_CACHED
+            or _flat_plans_bytes[0] + size > FLAT_PLANS_MAX_BYTES
+        ):
+            _flat_plans.clear()
+            _flat_plans_bytes[0] = 0
+        if shape not in _flat_plans:
+            _flat_plans_bytes[0] += size
+        _flat_plans[shape] = plan
 
 
 def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
