@@ -128,7 +128,13 @@ def _refuse_exposed_serve(args: argparse.Namespace) -> Optional[int]:
 
     try:
         args.api_key = non_empty_secret(args.api_key, "--api-key")
-        check_exposure(args.host, args.api_key is not None, "--api-key", args.insecure_no_auth)
+        check_exposure(
+            args.host,
+            args.api_key is not None,
+            "--api-key",
+            "anyone who can reach it could write clicks, and its read API has no auth",
+            args.insecure_no_auth,
+        )
         normalise_allowed_hosts(args.allowed_host)
     except (ExposureError, HostSyntaxError) as exc:
         return _refused("serve", exc)
@@ -146,6 +152,7 @@ def _refuse_exposed_bridge(args: argparse.Namespace) -> Optional[int]:
             args.host,
             args.token is not None,
             "a token (--token or AGENTSIGHT_BRIDGE_TOKEN)",
+            "anyone who can reach it could relay spans to AgentSight under your key",
             args.insecure_no_auth,
         )
         normalise_allowed_hosts(args.allowed_host)

@@ -57,16 +57,18 @@ def bridge_token(flag_value: Optional[str], environ: Mapping[str, str]) -> Optio
     return non_empty_secret(environ.get(BRIDGE_TOKEN_ENV), BRIDGE_TOKEN_ENV)
 
 
-def check_exposure(host: str, has_secret: bool, secret_flags: str, insecure_no_auth: bool) -> None:
+def check_exposure(
+    host: str, has_secret: bool, secret: str, consequence: str, insecure_no_auth: bool
+) -> None:
     """Raise :class:`ExposureError` if ``host`` is not loopback and there is no secret.
 
-    ``secret_flags`` names what would supply one, for the message.
+    ``secret`` names what would supply one and ``consequence`` what an open
+    server would allow, both for the one-line message.
     """
     if has_secret or insecure_no_auth or is_loopback(host):
         return
     shown = host or "all interfaces"
     raise ExposureError(
-        f"refusing to listen on {shown} (not loopback) without {secret_flags}: anyone who "
-        f"can reach it could use it; give {secret_flags}, or pass --insecure-no-auth to "
-        "run without authentication anyway"
+        f"refusing to listen on {shown} (not loopback) without {secret}: {consequence}; "
+        f"set {secret}, or pass --insecure-no-auth to run without authentication anyway"
     )
