@@ -13,7 +13,11 @@ threads, paced over a send window, while a time-based fault schedule runs:
   (``PUT``/``DELETE /_control/faults``; each rule stays on until it has fired);
 * the receiver stopped with SIGTERM and restarted on the same database;
 * ``direct+spool``: one application process killed with SIGKILL and restarted
-  on the same spool, sending the rest of its share;
+  on the same spool, sending the rest of its share; then the spool's disk
+  "full" (``RLIMIT_FSIZE`` 0 set on the running application processes with
+  ``prlimit``, so no file of theirs can be written, then lifted); then an
+  unreadable record (a torn copy of a real one, under its own click id)
+  written into each spool among real clicks held there by a 503 outage;
 * ``collector``: the bridge stopped with SIGTERM and restarted on the same spool,
   and the Collector killed with SIGKILL and restarted on its persistent queue.
 
@@ -76,6 +80,10 @@ COLLECTOR_CONFIG = REPO / "collector-config.yaml"
 BUILD_SCRIPT = REPO / "tests" / "collector" / "build.sh"
 #: Fault rules per phase of the schedule (faults.py spec syntax).
 RULES_429 = ["429:0.3:retry_after=1"]
+#: The spool-path phases, and the exporter counter that shows each one bit.
+SPOOL_DISK_FULL = "spool disk full (RLIMIT_FSIZE 0 on the app processes)"
+SPOOL_CORRUPT = "unreadable record written into each spool"
+SPOOL_PHASE_COUNTERS = {SPOOL_DISK_FULL: "spool_write_failures", SPOOL_CORRUPT: "quarantined"}
 
 
 def rules_5xx(burst: int) -> List[str]:
@@ -119,6 +127,11 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def _may_write_files() -> None:
+    """In a child of a worker: lift a disk-full phase's RLIMIT_FSIZE, if any."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
 def worker_main(argv: Sequence[str]) -> int:
     """One application process: record clicks, hand them over, flush when told."""
     parser = argparse.ArgumentParser(prog="soak.py _worker")
@@ -144,6 +157,10 @@ def worker_main(argv: Sequence[str]) -> int:
     from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
 
     flush_asked = threading.Event()
+    # The disk-full phase takes away this process's right to write files
+    # (RLIMIT_FSIZE 0): a write then fails with EFBIG, as on a full disk,
+    # instead of killing the process with SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     def watch_stdin() -> None:
         # The harness says "flush" on stdin; end of file means it is gone.
@@ -184,12 +201,21 @@ def worker_main(argv: Sequence[str]) -> int:
     tracker = Tracker(tracer_provider=provider)
 
     lock = threading.Lock()
-    sent_file = open(args.sent, "a", encoding="ascii")  # noqa: SIM115 - closed below
+    # The sent-file is written by a ``cat`` of our own through a pipe: the
+    # disk-full phase forbids this process to write files, not its helper,
+    # and a pipe write is not a file write. A SIGKILL closes the pipe; cat
+    # writes what it was given and exits.
+    with open(args.sent, "ab") as target:
+        writer = subprocess.Popen(
+            ["cat"], stdin=subprocess.PIPE, stdout=target, preexec_fn=_may_write_files
+        )
+    assert writer.stdin is not None
+    sent_file = writer.stdin
     handed = [0]
 
     def hand_over(ids: List[str]) -> None:
         with lock:  # "@<when>" then the ids, in one write: a kill never splits a line
-            sent_file.write(f"@{time.time():.6f}\n" + "\n".join(ids) + "\n")
+            sent_file.write((f"@{time.time():.6f}\n" + "\n".join(ids) + "\n").encode("ascii"))
             sent_file.flush()
             handed[0] += len(ids)
 
@@ -240,8 +266,13 @@ def worker_main(argv: Sequence[str]) -> int:
         thread.start()
     for thread in threads:
         thread.join()
-    Path(args.done).write_text(str(handed[0]), encoding="ascii")
-    print(f"slot {args.slot}.{args.incarnation}: handed over {handed[0]} clicks", flush=True)
+    while True:  # the disk-full phase may still forbid writing files: wait it out
+        try:
+            Path(args.done).write_text(str(handed[0]), encoding="ascii")
+            print(f"slot {args.slot}.{args.incarnation}: handed over {handed[0]}", flush=True)
+            break
+        except OSError:
+            time.sleep(0.5)
 
     flush_asked.wait()
     began = time.monotonic()
@@ -272,6 +303,7 @@ def worker_main(argv: Sequence[str]) -> int:
         "exporter": exporter.statistics() if exporter is not None else None,
     }
     sent_file.close()
+    writer.wait(30)
     Path(args.stats + ".tmp").write_text(json.dumps(stats), encoding="utf-8")
     os.replace(args.stats + ".tmp", args.stats)
     print(f"slot {args.slot}.{args.incarnation}: {json.dumps(stats)}", flush=True)
@@ -623,6 +655,11 @@ def schedule(path: str, burst: int) -> List[Phase]:
         Phase("receiver SIGTERM, restart on the same DB", action="receiver-restart"),
     ]
     if path == "direct+spool":
+        # Before the kill: a process starting while it may not write files
+        # could not create its spool at all. The statistics that show these
+        # fired are those of the processes that are not killed.
+        phases.append(Phase(SPOOL_DISK_FULL, action="spool-disk-full"))
+        phases.append(Phase(SPOOL_CORRUPT, action="spool-corrupt-record"))
         phases.append(Phase("app process SIGKILL, restart on its spool", action="kill-app"))
     if path == "collector":
         phases.append(Phase("bridge SIGTERM, restart on its spool", action="bridge-restart"))
@@ -814,6 +851,10 @@ class PathRun:
             log(f"  {phase.name}: down {self.s.outage:.0f} s, restarted")
         elif phase.action == "kill-app":
             self.kill_and_restart(slot=0)
+        elif phase.action == "spool-disk-full":
+            self.spool_disk_full()
+        elif phase.action == "spool-corrupt-record":
+            self.spool_corrupt_record()
         self.actions[phase.action] = self.actions.get(phase.action, 0) + 1
 
     def kill_and_restart(self, slot: int) -> None:
@@ -837,6 +878,7 @@ class PathRun:
             for rule in self.receiver.faults():
                 self.fired[rule["spec"]] = self.fired.get(rule["spec"], 0) + int(rule["fired"])
             self.receiver.clear_faults()
+        time.sleep(0.5)  # its sent-file writer (cat) writes what the pipe still held
         self.killed_sent = read_handovers(victim.sent)
         before = sum(len(read_ids(a.sent)) for a in self.apps if a.slot == slot)
         remaining = max(0, self.share(slot) - before)
@@ -847,6 +889,49 @@ class PathRun:
         )
         self.sleep(self.s.kill_downtime)
         self.start_app(slot, victim.incarnation + 1, remaining)
+
+    def spool_disk_full(self) -> None:
+        """No application process may write a file for a while: the spool's
+        writes fail (EFBIG) as on a full disk; clicks must be kept in memory
+        and sent directly, then spooled again once the limit is lifted."""
+        live = [a for a in self.apps if not a.killed and a.process.poll() is None]
+        for app in live:
+            resource.prlimit(app.process.pid, resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+        self.sleep(max(2.0, 0.5 * self.slot))
+        for app in live:
+            with contextlib.suppress(ProcessLookupError):
+                resource.prlimit(
+                    app.process.pid,
+                    resource.RLIMIT_FSIZE,
+                    (resource.RLIM_INFINITY, resource.RLIM_INFINITY),
+                )
+        log(f"  {SPOOL_DISK_FULL}: {len(live)} process(es), {max(2.0, 0.5 * self.slot):.0f} s")
+
+    def spool_corrupt_record(self) -> None:
+        """With delivery failing (503), so that real clicks wait in the spools
+        before and after it, write into each spool a record that cannot be
+        read back: a torn copy of a real one, under a click id of its own (it
+        is no sent click). It must be set aside, not hold up the others."""
+        self.receiver.put_faults(["503:1"])
+        self.sleep(max(1.0, 0.25 * self.slot))
+        written = 0
+        for slot in range(self.s.processes):
+            with (
+                contextlib.closing(sqlite3.connect(self.spool_path(slot), timeout=30)) as conn,
+                conn,
+            ):
+                row = conn.execute("SELECT record FROM clicks ORDER BY seq DESC LIMIT 1").fetchone()
+                torn = row[0][: len(row[0]) // 2] if row else '["torn'
+                conn.execute(
+                    "INSERT INTO clicks (click_id, record) VALUES (?, ?)",
+                    (f"soak-corrupt-{slot}-{int(time.time())}", torn),
+                )
+                written += 1
+        self.sleep(max(1.0, 0.25 * self.slot))
+        for rule in self.receiver.faults():
+            self.fired[rule["spec"]] = self.fired.get(rule["spec"], 0) + int(rule["fired"])
+        self.receiver.clear_faults()
+        log(f"  {SPOOL_CORRUPT}: {written} record(s), among clicks held by a 503 outage")
 
     def wait_caught_up(self, app: App, bound: float = 45.0) -> None:
         """Calm: until every click ``app`` handed over more than 1 s ago is stored."""
@@ -1039,6 +1124,10 @@ class PathRun:
             else:
                 hwm = max(hwm, app.sample[0])
                 cpu += app.sample[1]
+        if self.path == "direct+spool":
+            # A spool phase counts as fired when the exporters saw what it did.
+            for phase_name, counter in SPOOL_PHASE_COUNTERS.items():
+                self.fired[phase_name] = exporter.get(counter, 0)
         counted_drops = sum(v for k, v in exporter.items() if k.startswith("dropped_"))
         counted_drops += exporter.get("spool_dropped", 0)
         if held:
@@ -1134,6 +1223,12 @@ def print_table(r: Dict[str, Any], s: Settings) -> None:
             f"{exporter.get('submitted', '-')} / {exporter.get('delivered', '-')}"
             if exporter
             else "n/a (stock OTLPSpanExporter)",
+        ),
+        (
+            "spool write failures / unreadable records set aside",
+            f"{exporter.get('spool_write_failures', '-')} / {exporter.get('quarantined', '-')}"
+            if r["path"] == "direct+spool"
+            else "n/a (no spool phases on this path)",
         ),
         ("faults fired", faults or "-"),
         ("process faults", actions or "-"),

@@ -85,6 +85,7 @@ def test_a_spool_that_cannot_grow_loses_no_click_and_flush_tells_the_truth(
     assert stats["submitted"] == 601
     assert stats["delivered"] == 601, stats
     assert stats["queued"] == 0 and stats["spooled"] == 0, stats
+    assert stats["spool_write_failures"] > 0  # the limit did bite
     # The real error is logged, not SQLite's complaint about the ROLLBACK.
     assert "cannot rollback" not in run.stderr, run.stderr[-4000:]
     assert "cannot take" in run.stderr and "SQLITE_IOERR" in run.stderr, run.stderr[-4000:]

@@ -160,6 +160,7 @@ class AgentSightSpanExporter(SpanExporter):
                 "dropped_at_shutdown",
                 "spool_dropped",
                 "quarantined",
+                "spool_write_failures",
                 "invalid",
             ),
             0,
@@ -190,6 +191,8 @@ class AgentSightSpanExporter(SpanExporter):
         #: sends them directly meanwhile.
         self._spool_failing_until = 0.0
         self._spool_fail_backoff = 0.0
+        #: Spool rows delivered whose ack could not be written yet.
+        self._ack_later: List[int] = []
         self._worker: Optional[threading.Thread] = None
         #: With a spool, a second thread moves queued clicks to disk, so a
         #: delivery being retried never holds new clicks in memory.
@@ -525,9 +528,12 @@ class AgentSightSpanExporter(SpanExporter):
             )
         return dropped
 
-    def _spool_write_failed(self, exc: BaseException, clicks: int) -> None:
+    def _spool_write_failed(
+        self, exc: BaseException, clicks: int, doing: str = "take %d click(s)"
+    ) -> None:
         """The spool refused a write: log the real error, pause spooling a while."""
         with self._cond:
+            self._counters["spool_write_failures"] += 1
             self._spool_fail_backoff = min(
                 _SPOOL_BACKOFF_MAX, max(_SPOOL_BACKOFF_MIN, self._spool_fail_backoff * 2)
             )
@@ -541,10 +547,10 @@ class AgentSightSpanExporter(SpanExporter):
             free = "free space unknown"
         self._warn.error(
             "spool-write",
-            "AgentSight spool %s cannot take %d click(s): %s (%s; %s); they are kept in "
-            "memory and sent directly, and the spool is tried again in %.0fs",
+            "AgentSight spool %s cannot %s: %s (%s; %s); clicks are kept in memory and "
+            "sent directly meanwhile, and the spool is tried again in %.0fs",
             printable(path),
-            clicks,
+            doing % clicks,
             printable(getattr(exc, "sqlite_errorname", None) or type(exc).__name__),
             printable(exc),
             free,
@@ -858,6 +864,8 @@ class AgentSightSpanExporter(SpanExporter):
         urgent = closing or flushing
         if time.monotonic() < self._spool_not_before and not urgent:
             return False
+        if not self._ack([]):
+            return False
         all_ok = True
         while not self._stop.is_set():
             deadline = self._deadline(closing)
@@ -871,7 +879,8 @@ class AgentSightSpanExporter(SpanExporter):
             outcome = self._deliver([r for _, r in leased], deadline)
             done = [leased[i][0] for i in outcome["delivered"] + outcome["rejected"]]
             retry = [leased[i][0] for i in outcome["failed"]]
-            spool.ack(done)
+            if not self._ack(done):
+                return False
             if retry:
                 auth = outcome["status"] in _AUTH_STATUSES
                 self._spool_backoff = min(
@@ -896,6 +905,26 @@ class AgentSightSpanExporter(SpanExporter):
             if closing and time.monotonic() >= self._close_deadline:
                 return all_ok
         return all_ok
+
+    def _ack(self, seqs: List[int]) -> bool:
+        """Forget delivered clicks in the spool, with any whose ack failed before.
+
+        When the spool cannot be written (disk full) the receiver has the
+        clicks but the spool still holds them, leased: kept here and acked
+        on the next pass instead of waiting out the lease to send them again.
+        """
+        seqs = self._ack_later + seqs
+        if not seqs:
+            return True
+        assert self._spool is not None
+        try:
+            self._spool.ack(seqs)
+        except Exception as exc:
+            self._ack_later = seqs
+            self._spool_write_failed(exc, len(seqs), "forget %d delivered click(s)")
+            return False
+        self._ack_later = []
+        return True
 
     def _report_quarantined(self, set_aside: List[Tuple[str, str]]) -> None:
         """Count and log (once each, not rate-limited) records the spool set aside."""
