@@ -10,6 +10,7 @@ error instead of SQLite's "cannot rollback".
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -39,7 +40,7 @@ APP = textwrap.dedent(
     provider.add_span_processor(ClickSpanProcessor(exporter))
     tracker = Tracker("conv-full", tracer_provider=provider)
     sent = [tracker.track_button("evt", "Label", "first")["click_id"]]
-    assert exporter.force_flush(30_000)
+    exporter.force_flush(30_000)  # the spool exists, with (or without) a click in it
     # The spool exists; from now on no file of this process may grow past
     # what it is (plus a little), as on a full disk. Writes then fail with
     # EFBIG instead of killing the process.
@@ -51,7 +52,7 @@ APP = textwrap.dedent(
     metadata = {"text": "x" * 300}
     for i in range(count):
         sent.append(tracker.track_button("evt", "Label", str(i), metadata=metadata)["click_id"])
-    flushed = exporter.force_flush(60_000)
+    flushed = exporter.force_flush(int(sys.argv[4]))
     stats = exporter.statistics()
     exporter.shutdown()
     print(json.dumps({"flushed": flushed, "stats": stats, "sent": sent}), flush=True)
@@ -67,7 +68,7 @@ def test_a_spool_that_cannot_grow_loses_no_click_and_flush_tells_the_truth(
     spool = tmp_path / "spool.sqlite3"
     with running_receiver(tmp_path / "r.sqlite3", api_key=KEY) as receiver:
         run = subprocess.run(
-            [sys.executable, str(script), receiver.url, str(spool), "600"],
+            [sys.executable, str(script), receiver.url, str(spool), "600", "60000"],
             capture_output=True,
             text=True,
             timeout=180,
@@ -89,3 +90,30 @@ def test_a_spool_that_cannot_grow_loses_no_click_and_flush_tells_the_truth(
     # The real error is logged, not SQLite's complaint about the ROLLBACK.
     assert "cannot rollback" not in run.stderr, run.stderr[-4000:]
     assert "cannot take" in run.stderr and "SQLITE_IOERR" in run.stderr, run.stderr[-4000:]
+
+
+def test_a_spool_that_cannot_grow_with_agentsight_down_keeps_clicks_in_memory(
+    tmp_path: Path,
+) -> None:
+    """Neither the spool nor AgentSight takes the clicks: they wait in memory
+    (bounded), the flush says False, and every click is accounted for."""
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    run = subprocess.run(
+        [sys.executable, str(script), nowhere, str(tmp_path / "spool.sqlite3"), "600", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    stats = report["stats"]
+    assert report["flushed"] is False
+    assert stats["spool_write_failures"] > 0
+    dropped = sum(n for name, n in stats.items() if name.startswith("dropped_"))
+    assert dropped == 0 and stats["delivered"] == 0, stats
+    # In memory (queued, or in hand being retried) or on disk: all 601.
+    assert stats["queued"] + stats["spooled"] == 601, stats
