@@ -35,6 +35,7 @@ from agentsight_otel.server.otlp_bounds import (
     TooManyElements,
     bound_decoded,
     bound_json,
+    bound_json_document,
     bound_protobuf,
 )
 from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
@@ -128,6 +129,7 @@ def _decode(body: bytes, kind: str) -> ExportTraceServiceRequest:
         raise MalformedOTLP(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise MalformedOTLP("an OTLP/JSON request is a JSON object")
+    bound_json_document(document)
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError, SystemError) as exc:
