@@ -19,11 +19,12 @@ on the wire and a hundred or more in memory: 16 million empty spans fit in a
 * OTLP/JSON is bounded by its objects and arrays (``{`` and ``[``, counted in
   C) before it is parsed, and its spans and events are counted on the
   parsed document before json_format turns it into protobuf.
-* After decoding, the same per-request limits are checked exactly on the
-  message (:func:`bound_decoded`), whichever way it came.
+* A body decoded without a walk then has the counts its upper bound does
+  not already settle checked on the message (:func:`bound_decoded`).
 
-The walk does not validate: anything it cannot follow is left to the
-decoder, which refuses it with a 400.
+The walk does not validate the request (the decoder does, with a 400); a
+body too large to decode unwalked that it cannot follow is refused as not
+OTLP rather than decoded.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ MAX_VALUE_DEPTH: Final = 32
 #: turns them into protobuf in pure Python at about 0.2 ms a click.
 MAX_JSON_CONTAINERS: Final = 262_144
 #: Largest upper bound on a body's messages (see the module docstring) that
-#: is decoded without a walk: about 8,000 click spans of the usual size.
+#: is decoded without a walk: about 9,000 clicks of the usual size, and at
+#: worst (all empty spans) about 0.1 s and 90 MB of decoding.
 UNWALKED_MESSAGES: Final = 524_288
 
 
