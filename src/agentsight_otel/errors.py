@@ -110,6 +110,6 @@ class TracingNotConfiguredError(AgentSightError):
         super().__init__(
             "no OpenTelemetry SDK TracerProvider is set, so the click cannot be recorded. "
             "Call agentsight_otel.configure(), run under opentelemetry-instrument, "
-            "set one with opentelemetry.trace.set_tracer_provider(...), or pass "
-            "tracer_provider= to Tracer(...)."
+            "set one with opentelemetry.trace.set_tracer_provider(...), or create "
+            "Tracker(tracer_provider=...) with an SDK TracerProvider."
         )
