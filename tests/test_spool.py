@@ -194,3 +194,31 @@ def test_spool_files_and_the_directories_it_creates_are_private(tmp_path: Path) 
             conn.execute("COMMIT")
     finally:
         os.umask(previous)
+
+
+def test_an_ack_the_disk_refused_is_written_with_the_next_one(tmp_path: Path) -> None:
+    """Delivered clicks whose ack cannot be written (no file may grow) are
+    forgotten by the next ack, not sent again when their lease runs out."""
+    path = str(tmp_path / "s.db")
+    code = f"""
+import resource, signal, sqlite3, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_spool import record
+from agentsight_otel.spool import Spool
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+spool = Spool({path!r}, 100)
+spool.put([record(i) for i in range(3)])
+leased = spool.lease(2, hold_seconds=3600)
+unlimited = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, unlimited))
+try:
+    spool.ack([seq for seq, _ in leased])
+    sys.exit("the ack was written although no file may be")
+except sqlite3.Error:
+    pass
+resource.setrlimit(resource.RLIMIT_FSIZE, (unlimited, unlimited))
+spool.ack([])
+assert spool.size() == 1, spool.size()
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-3000:]

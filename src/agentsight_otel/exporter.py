@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 import random
-import shutil
 import threading
 import time
 import weakref
@@ -39,10 +38,10 @@ from agentsight_otel.config import (
     ExporterSettings,
     resolve_settings,
 )
-from agentsight_otel.logsafe import printable
 from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.spool import Spool
+from agentsight_otel.spool_faults import SpoolWriteGuard, report_quarantined
 from agentsight_otel.translate import (
     ClickRecord,
     buttons_body,
@@ -67,8 +66,6 @@ _SPOOL_POLL_SECONDS = 5.0
 BATCH_LINGER_SECONDS = 0.1
 #: Concurrent requests for the one-click-per-request ``buttons`` API.
 BUTTONS_CONCURRENCY = 8
-#: Click ids named in one log line about quarantined spool records.
-_QUARANTINE_LOGGED = 20
 #: Auth failures keep spooled clicks (a fixed key delivers them) but pause.
 _AUTH_STATUSES = frozenset({401, 403})
 
@@ -88,10 +85,72 @@ def count_clicks(span: Any) -> int:
 class AgentSightSpanExporter(SpanExporter):
     """An OpenTelemetry ``SpanExporter`` that delivers clicks to AgentSight.
 
-    Every argument falls back to the environment (see
-    ``agentsight_otel.environment_variables``), so the SDK can build it with
-    no arguments from ``OTEL_TRACES_EXPORTER=agentsight``. Misconfiguration
-    never raises: it is logged once and the exporter refuses every export.
+    It takes the ``agentsight.button_click`` events out of finished spans
+    (other spans and events are ignored), queues them in memory (bounded)
+    and, with ``spool_path``, in SQLite, and delivers them from a
+    background thread with retries. Use it under a ``ClickSpanProcessor``
+    (``configure()`` adds one), which bypasses the ``BatchSpanProcessor``
+    queue that drops spans when full; ``export()`` also works under any
+    processor, and ``OTEL_TRACES_EXPORTER=agentsight`` builds it with no
+    arguments.
+
+    Example::
+
+        provider.add_span_processor(
+            ClickSpanProcessor(AgentSightSpanExporter(spool_path="/var/lib/app/agentsight.db"))
+        )
+
+    Every argument left as ``None`` is read from the environment: the
+    ``OTEL_EXPORTER_AGENTSIGHT_<NAME>`` variable, then (for the key, the
+    endpoint and the environment) ``AGENTSIGHT_API_KEY``,
+    ``AGENTSIGHT_API_ENDPOINT`` and ``AGENTSIGHT_ENVIRONMENT``, then the
+    default (see ``agentsight_otel.environment_variables``).
+
+    Args:
+        api_key: The AgentSight API key, sent as ``Authorization: Api-Key
+            <key>``; required (a local receiver started without
+            ``--api-key`` accepts any). Stripped; it must be printable
+            ASCII with no inner spaces. Never logged nor shown in a repr.
+        endpoint: Base URL. Default ``https://api.agentsight.io``. Plain
+            ``http://`` is refused for a non-loopback host unless
+            ``insecure``; user-info, a query, a fragment, whitespace or a
+            backslash are refused.
+        environment: AgentSight environment slug (``prod`` and ``dev`` are
+            read as ``production`` and ``development``); a slug AgentSight
+            does not list for the key is left out, with one warning.
+            Default: none.
+        api: ``"ingest"`` (default: batched ``POST /api/ingest/``) or
+            ``"buttons"`` (one ``POST /api/buttons/`` per click).
+        spool_path: SQLite file that keeps every click until AgentSight
+            acknowledges it, across outages, restarts and ``kill -9``.
+            Default: none (memory only; a batch still failing after
+            ``retry_deadline`` is dropped and counted).
+        timeout: Seconds per HTTP request (default 10, at least 0.001).
+        retry_deadline: Seconds one batch is retried, with exponential
+            backoff and jitter, before it is dropped (or left in the spool
+            for later). Default 60.
+        max_queue_size: Most clicks held in memory (default 262,144).
+        max_queue_bytes: Most estimated bytes of clicks held in memory
+            (default 64 MiB); the first bound reached applies.
+        max_batch_size: Most clicks per ingest request (default 1,000).
+        max_concurrent_requests: Ingest requests in flight at once without
+            a spool (default 4).
+        spool_max_clicks: Most clicks the spool keeps (default 1,000,000).
+        drop_policy: When the queue or spool is full: ``"newest"`` refuses
+            new clicks (default, the OpenTelemetry convention), ``"oldest"``
+            evicts the oldest. Every drop is counted in ``statistics()``.
+        insecure: Allow plain ``http://`` to a non-loopback host (the key
+            travels unencrypted). Default False.
+        shutdown_timeout_millis: How long ``shutdown()`` (called by the SDK
+            at exit) may spend delivering what is queued. Default 5,000.
+            Not read from the environment.
+
+    Raises:
+        TypeError: An unknown keyword argument. Nothing else: a setting
+            that cannot work (no key, a bad number, an unusable spool
+            path, ...) is logged once, ``disabled_reason`` says why, and
+            every export is refused. Delivery failures are logged
+            (rate-limited) and counted, never raised into the application.
     """
 
     def __init__(
@@ -186,13 +245,11 @@ class AgentSightSpanExporter(SpanExporter):
         #: Clicks the worker took off the queue to send without the spool
         #: (it could not take them), not yet delivered or put back.
         self._direct = 0
-        #: While the spool cannot take clicks (disk full, I/O error), they
-        #: stay in the queue until this time (monotonic), and the worker
-        #: sends them directly meanwhile.
-        self._spool_failing_until = 0.0
-        self._spool_fail_backoff = 0.0
-        #: Spool rows delivered whose ack could not be written yet.
-        self._ack_later: List[int] = []
+        #: While the spool refuses writes (disk full, I/O error), clicks stay
+        #: in the queue and the worker sends them directly (spool_faults.py).
+        self._spool_guard = SpoolWriteGuard(
+            self._spool.path if self._spool is not None else "", self._warn
+        )
         self._worker: Optional[threading.Thread] = None
         #: With a spool, a second thread moves queued clicks to disk, so a
         #: delivery being retried never holds new clicks in memory.
@@ -469,7 +526,7 @@ class AgentSightSpanExporter(SpanExporter):
         while True:
             with self._cond:
                 while True:
-                    failing = self._spool_failing_until - time.monotonic()
+                    failing = self._spool_guard.failing_until - time.monotonic()
                     if self._pending and failing <= 0:
                         break
                     if self._closing and (not self._pending or failing > 0):
@@ -516,7 +573,7 @@ class AgentSightSpanExporter(SpanExporter):
         """Write records to the spool; returns how many the drop policy refused."""
         assert self._spool is not None
         dropped = self._spool.put(records)
-        self._spool_write_ok()
+        self._spool_guard.succeeded()
         if dropped:
             self._count("spool_dropped", dropped)
             self._warn.warning(
@@ -531,37 +588,12 @@ class AgentSightSpanExporter(SpanExporter):
     def _spool_write_failed(
         self, exc: BaseException, clicks: int, doing: str = "take %d click(s)"
     ) -> None:
-        """The spool refused a write: log the real error, pause spooling a while."""
+        """The spool refused a write: count it, log it, and wake the worker,
+        which sends what is queued directly while the spool is left alone."""
+        self._count("spool_write_failures", 1)
+        self._spool_guard.failed(exc, clicks, doing)
         with self._cond:
-            self._counters["spool_write_failures"] += 1
-            self._spool_fail_backoff = min(
-                _SPOOL_BACKOFF_MAX, max(_SPOOL_BACKOFF_MIN, self._spool_fail_backoff * 2)
-            )
-            self._spool_failing_until = time.monotonic() + self._spool_fail_backoff
-            pause = self._spool_fail_backoff
             self._cond.notify_all()
-        path = self._spool.path if self._spool is not None else ""
-        try:  # SQLite says "disk I/O error" for EFBIG and ENOSPC alike
-            free = "%d bytes free there" % shutil.disk_usage(os.path.dirname(path) or ".").free
-        except OSError:
-            free = "free space unknown"
-        self._warn.error(
-            "spool-write",
-            "AgentSight spool %s cannot %s: %s (%s; %s); clicks are kept in memory and "
-            "sent directly meanwhile, and the spool is tried again in %.0fs",
-            printable(path),
-            doing % clicks,
-            printable(getattr(exc, "sqlite_errorname", None) or type(exc).__name__),
-            printable(exc),
-            free,
-            pause,
-        )
-
-    def _spool_write_ok(self) -> None:
-        if self._spool_fail_backoff:
-            with self._cond:
-                self._spool_fail_backoff = 0.0
-                self._spool_failing_until = 0.0
 
     def _requeue(self, records: List[ClickRecord]) -> None:
         """Put clicks not yet on disk nor delivered back at the front of the queue.
@@ -609,7 +641,7 @@ class AgentSightSpanExporter(SpanExporter):
         """
         with self._cond:
             while True:
-                if self._pending and time.monotonic() < self._spool_failing_until:
+                if self._pending and time.monotonic() < self._spool_guard.failing_until:
                     # The spool cannot take them: send them from memory now.
                     items, taken = self._pop_batch()
                     self._direct += taken
@@ -783,7 +815,7 @@ class AgentSightSpanExporter(SpanExporter):
             # A flush promises that every click queued before it arrived or is
             # on disk: what the spool refused is sent from here, batch by batch.
             with self._cond:
-                if not self._pending or time.monotonic() >= self._spool_failing_until:
+                if not self._pending or time.monotonic() >= self._spool_guard.failing_until:
                     break
                 items, _ = self._pop_batch()
                 self._direct += sum(item[1] for item in items)
@@ -800,7 +832,7 @@ class AgentSightSpanExporter(SpanExporter):
         taken = sum(item[1] for item in items)
         try:
             records = self._translate(items)
-            if time.monotonic() >= self._spool_failing_until:
+            if time.monotonic() >= self._spool_guard.failing_until:
                 try:
                     self._spool_records(records)
                     return True
@@ -873,7 +905,10 @@ class AgentSightSpanExporter(SpanExporter):
             # Each batch is acked, rejected-and-acked, or released-and-returned,
             # so even an urgent pass cannot lease the same click twice.
             leased = spool.lease(settings.max_batch_size, hold, now_or_later=urgent)
-            self._report_quarantined(spool.take_quarantined())
+            set_aside = spool.take_quarantined()
+            if set_aside:
+                self._count("quarantined", len(set_aside))
+                report_quarantined(logger, set_aside)
             if not leased:
                 return all_ok
             outcome = self._deliver([r for _, r in leased], deadline)
@@ -907,42 +942,15 @@ class AgentSightSpanExporter(SpanExporter):
         return all_ok
 
     def _ack(self, seqs: List[int]) -> bool:
-        """Forget delivered clicks in the spool, with any whose ack failed before.
-
-        When the spool cannot be written (disk full) the receiver has the
-        clicks but the spool still holds them, leased: kept here and acked
-        on the next pass instead of waiting out the lease to send them again.
-        """
-        seqs = self._ack_later + seqs
-        if not seqs:
-            return True
+        """Forget delivered clicks in the spool (and any whose ack it refused
+        before, which it keeps: acked on the next pass, not sent again)."""
         assert self._spool is not None
         try:
             self._spool.ack(seqs)
         except Exception as exc:
-            self._ack_later = seqs
             self._spool_write_failed(exc, len(seqs), "forget %d delivered click(s)")
             return False
-        self._ack_later = []
         return True
-
-    def _report_quarantined(self, set_aside: List[Tuple[str, str]]) -> None:
-        """Count and log (once each, not rate-limited) records the spool set aside."""
-        if not set_aside:
-            return
-        self._count("quarantined", len(set_aside))
-        shown = ", ".join(
-            f"{printable(click_id, 64)} ({printable(reason, 80)})"
-            for click_id, reason in set_aside[:_QUARANTINE_LOGGED]
-        )
-        more = len(set_aside) - _QUARANTINE_LOGGED
-        logger.error(
-            "AgentSight spool: set aside %d unreadable record(s), kept in its quarantine "
-            "table and never sent: %s%s",
-            len(set_aside),
-            shown,
-            f" and {more} more" if more > 0 else "",
-        )
 
     # -- delivery ------------------------------------------------------------------
 

@@ -120,6 +120,7 @@ class Spool:
         self._conn: sqlite3.Connection | None = None
         self._owner = ""
         self._quarantined: Quarantined = []
+        self._ack_later: List[int] = []
         self._connect()
 
     # -- connection -------------------------------------------------------
@@ -280,11 +281,22 @@ class Spool:
         return taken
 
     def ack(self, seqs: Sequence[int]) -> None:
-        """Forget clicks the receiver accepted (or refused for good)."""
-        if not seqs:
+        """Forget clicks the receiver accepted (or refused for good).
+
+        When the write fails (disk full) the clicks stay leased; they are
+        kept here and forgotten with the next ``ack`` (``ack([])`` retries
+        them alone), rather than sent again when their lease runs out.
+        """
+        pending = self._ack_later + list(seqs)
+        if not pending:
             return
-        with self._write() as conn:
-            conn.executemany("DELETE FROM clicks WHERE seq = ?", [(s,) for s in seqs])
+        try:
+            with self._write() as conn:
+                conn.executemany("DELETE FROM clicks WHERE seq = ?", [(s,) for s in pending])
+        except BaseException:
+            self._ack_later = pending
+            raise
+        self._ack_later = []
 
     def release(self, seqs: Sequence[int], retry_in: float) -> None:
         """Give clicks back after a failed delivery, due again in ``retry_in`` s."""
