@@ -197,7 +197,9 @@ def receiver_buttons(url: str, conversation_id: str, clicks: int) -> List[Dict[s
         response = requests.get(f"{url}/api/conversations/{conversation_id}/buttons/", timeout=5)
         if response.status_code == 200:
             found = [
-                click for group in response.json()["button_events"] for click in group["clicks"]
+                {**click, "button_event": group["button_event"]}
+                for group in response.json()["button_events"]
+                for click in group["clicks"]
             ]
             if len(found) >= clicks:
                 return found
