@@ -8,6 +8,7 @@ The public API, and nothing else::
         track_button("contact_human_agent", "Create ticket", "create-ticket")
 """
 
+from agentsight_otel.api_types import ExporterOptions, TrackedClick
 from agentsight_otel.errors import (
     AgentSightError,
     InvalidButtonError,
@@ -23,9 +24,11 @@ __all__ = [
     "AgentSightError",
     "AgentSightSpanExporter",
     "ClickSpanProcessor",
+    "ExporterOptions",
     "InvalidButtonError",
     "MissingConversationIdError",
     "TracingNotConfiguredError",
+    "TrackedClick",
     "Tracker",
     "__version__",
     "configure",

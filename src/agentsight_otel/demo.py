@@ -18,6 +18,7 @@ import requests
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from agentsight_otel.api_types import TrackedClick
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.server.receiver import running_receiver
 from agentsight_otel.tracking import Tracker
@@ -84,7 +85,7 @@ def run_demo(db_path: Optional[str] = None) -> int:
         provider.add_span_processor(ClickSpanProcessor(exporter))
         tracer = provider.get_tracer("agentsight_otel.demo")
 
-        sent: Dict[str, Dict[str, Any]] = {}
+        sent: Dict[str, TrackedClick] = {}
         for conversation_id, calls in EXAMPLES:
             tracker = Tracker(conversation_id=conversation_id, tracer_provider=provider)
             with tracer.start_as_current_span("agent.turn"):

@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from agentsight_otel import metadata as _metadata
+from agentsight_otel.api_types import TrackedClick
 from agentsight_otel.errors import (
     InvalidButtonError,
     MissingConversationIdError,
@@ -193,11 +194,34 @@ def current_conversation_id() -> Optional[str]:
 
 
 class conversation:  # lower case: it reads like a function, ``with conversation(id):``
-    """Set the conversation for every click inside the block.
+    """Set the conversation for every click recorded inside the block.
 
-    Works with ``with`` and ``async with``; blocks nest (the innermost
-    wins). The id also goes into W3C baggage as ``agentsight.conversation_id``
-    so the standard propagators carry it to other services.
+    Example::
+
+        with conversation("conv-42"):
+            track_button("contact_human_agent", "Create ticket", "create-ticket")
+
+        async with conversation("conv-42") as conversation_id:
+            ...
+
+    The id is held in a ``ContextVar``, so each thread and asyncio task sees
+    its own; blocks nest and the innermost wins. It also goes into the
+    OpenTelemetry context as the W3C baggage entry
+    ``agentsight.conversation_id``, so the standard propagators carry it to
+    downstream services, where ``track_button`` finds it with no argument.
+    An explicit ``conversation_id`` argument or a ``Tracker``'s own id takes
+    precedence over the block. One object may be entered again (also
+    nested); each exit restores what its enter replaced.
+
+    Args:
+        conversation_id: The AgentSight conversation id: a non-empty string,
+            not whitespace-only, without lone surrogates.
+
+    Raises:
+        InvalidButtonError: ``conversation_id`` is not a string, is empty or
+            whitespace-only, or is not valid Unicode text (checked when the
+            object is created, before the block is entered). ``.field`` is
+            ``"conversation_id"``.
     """
 
     __slots__ = ("_tokens", "conversation_id")
@@ -308,11 +332,33 @@ def _room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
 
 
 class Tracker:
-    """Records clicks; the object the reference page calls ``tracker``.
+    """Records clicks; the object AgentSight's ``track_button`` page calls ``tracker``.
 
-    ``conversation_id`` is used for every click that does not pass its own.
-    ``tracer_provider`` is the SDK provider for clicks that need their own
-    span (default: the global one).
+    Example::
+
+        tracker = Tracker(conversation_id="conv-42")
+        click = tracker.track_button("product_selection", "Add to Cart", "product_123")
+        click["click_id"]  # '9f3c...': 32 hex characters
+
+    A ``Tracker`` holds no connection and does no I/O: clicks become span
+    events, and an ``AgentSightSpanExporter`` (see ``configure()``) delivers
+    them. It is thread-safe; one instance may serve a whole application.
+    See :meth:`track_button` for the returned ``TrackedClick``, the
+    conversation-id resolution and the errors.
+
+    Args:
+        conversation_id: The conversation of every click that does not pass
+            its own ``conversation_id``; it takes precedence over an active
+            ``conversation()`` block and over baggage. Default: none, so
+            each click resolves its own.
+        tracer_provider: The SDK ``TracerProvider`` that starts the short
+            ``agentsight.button`` span a click gets when no recording span
+            can carry it. Default: the global provider at the time of such
+            a click.
+
+    Raises:
+        InvalidButtonError: ``conversation_id`` is given but is not a string,
+            is empty or whitespace-only, or is not valid Unicode text.
     """
 
     __slots__ = ("_always_on", "_conversation_id", "_tracer_provider")
@@ -330,6 +376,7 @@ class Tracker:
 
     @property
     def conversation_id(self) -> Optional[str]:
+        """The conversation this tracker gives clicks without their own, or None."""
         return self._conversation_id
 
     def __repr__(self) -> str:
@@ -357,8 +404,75 @@ class Tracker:
         value: str,
         conversation_id: Optional[str] = None,
         metadata: Optional[Mapping[str, Any]] = None,
-    ) -> Dict[str, Any]:
-        """Record one click; returns what was recorded (see the README)."""
+    ) -> TrackedClick:
+        """Record one button click as an ``agentsight.button_click`` span event.
+
+        The click goes on the current span when it is recording and at most
+        three quarters full of events (the SDK evicts a full span's oldest
+        events). Otherwise (no current span, sampled out, or near the SDK's
+        event limit) it goes on a short ``agentsight.button`` span of its
+        own, recorded whatever the sampler says and a child of the current
+        span when there is one, so it keeps the agent's trace id. No
+        network or disk I/O; thread-safe; works in asyncio tasks.
+
+        The conversation id is the first that exists of: the
+        ``conversation_id`` argument; this tracker's own; the innermost
+        active ``with conversation(...)`` block; the W3C baggage entry
+        ``agentsight.conversation_id``. None is ever invented.
+
+        Example::
+
+            tracker.track_button(
+                button_event="product_selection",
+                label="Add to Cart",
+                value="product_123",
+                metadata={"product_name": "Wireless Headphones", "price": 99.99},
+            )
+
+        Args:
+            button_event: What the button group is for, e.g.
+                ``"contact_human_agent"``. Buttons shown together share it;
+                AgentSight groups their clicks by it.
+            label: The text shown on the clicked button.
+            value: The clicked button's value.
+            conversation_id: The AgentSight conversation of this click.
+                Default: resolved as above.
+            metadata: JSON-like context: a mapping with string keys whose
+                values are strings, booleans, numbers (integers within 64
+                bits, no NaN or infinities), ``None``, lists/tuples and
+                nested mappings; at most 16 levels deep, 1024 values and
+                65,536 characters of keys and strings. The top-level key
+                ``_agentsight`` is reserved. Flattened into event
+                attributes, or kept as one JSON attribute
+                (``agentsight.metadata_json``) when the SDK's attribute
+                count limit would otherwise drop some.
+
+        Returns:
+            A ``TrackedClick`` (a plain ``dict``) of what was recorded:
+            ``button_event``, ``label``, ``value`` and ``metadata`` as given;
+            ``conversation_id``, the one used; ``timestamp``, ISO 8601 UTC
+            with microseconds; ``click_id``, 32 hex characters, unique per
+            click (AgentSight de-duplicates on it); ``trace_id`` and
+            ``span_id``, the hex ids of the span that carries the click.
+
+        Raises:
+            InvalidButtonError: Bad input, with ``.field`` naming the
+                argument or metadata path and ``.rule`` the rule broken:
+                ``button_event``, ``label`` or ``value`` missing, ``None``,
+                empty, whitespace-only or not a string; a bad
+                ``conversation_id``; metadata that is not JSON-like or
+                over a bound above; text with lone surrogates; a string
+                longer than ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` (the SDK
+                would cut it), or an ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``
+                too small for the click's own attributes. Also a
+                ``ValueError``.
+            MissingConversationIdError: No conversation id was found.
+            TracingNotConfiguredError: The click needs its own span but no
+                OpenTelemetry SDK ``TracerProvider`` is installed.
+
+            Every error derives from ``AgentSightError``; a call that
+            raises records nothing.
+        """
         # Hot path: plain checks inline, the careful ones only on failure. For
         # ASCII text, strip() is falsy exactly for empty or whitespace-only
         # strings, and returns the string itself (no copy) for the usual ones.
@@ -457,11 +571,54 @@ def track_button(
     value: str,
     conversation_id: Optional[str] = None,
     metadata: Optional[Mapping[str, Any]] = None,
-) -> Dict[str, Any]:
-    """Record one button click as a span event; see :meth:`Tracker.track_button`.
+) -> TrackedClick:
+    """Record one button click as an ``agentsight.button_click`` span event.
 
-    Raises :class:`InvalidButtonError` for bad input and
-    :class:`MissingConversationIdError` when no conversation id can be found;
-    in both cases nothing is recorded.
+    The same as ``Tracker().track_button(...)``: a tracker with no
+    conversation of its own, on the global tracer provider.
+
+    The click goes on the current span when it is recording and has room;
+    otherwise on a short ``agentsight.button`` span of its own, recorded
+    whatever the sampler says and a child of the current span when there is
+    one. No network or disk I/O; thread-safe; works in asyncio tasks.
+
+    The conversation id is the first that exists of: the
+    ``conversation_id`` argument; the innermost active
+    ``with conversation(...)`` block; the W3C baggage entry
+    ``agentsight.conversation_id``. None is ever invented.
+
+    Example::
+
+        with conversation("conv-42"):
+            click = track_button("contact_human_agent", "Create ticket", "create-ticket")
+        click["trace_id"]  # the agent's trace, as 32 hex characters
+
+    Args:
+        button_event: What the button group is for, e.g.
+            ``"contact_human_agent"``. Buttons shown together share it.
+        label: The text shown on the clicked button.
+        value: The clicked button's value.
+        conversation_id: The AgentSight conversation of this click.
+            Default: resolved as above.
+        metadata: JSON-like context (string keys; strings, booleans,
+            numbers, ``None``, lists and nested mappings), at most 16 levels
+            deep, 1024 values and 65,536 characters; the top-level key
+            ``_agentsight`` is reserved. See :meth:`Tracker.track_button`.
+
+    Returns:
+        A ``TrackedClick`` (a plain ``dict``): ``button_event``, ``label``,
+        ``value`` and ``metadata`` as given; ``conversation_id``, the one
+        used; ``timestamp``, ISO 8601 UTC with microseconds; ``click_id``,
+        32 hex characters, unique per click; ``trace_id`` and ``span_id``,
+        the hex ids of the span that carries the click.
+
+    Raises:
+        InvalidButtonError: Bad input (also a ``ValueError``); ``.field``
+            names the argument or metadata path, ``.rule`` the rule broken.
+        MissingConversationIdError: No conversation id was found.
+        TracingNotConfiguredError: The click needs its own span but no
+            OpenTelemetry SDK ``TracerProvider`` is installed.
+
+        A call that raises records nothing.
     """
     return _default_tracker.track_button(button_event, label, value, conversation_id, metadata)

@@ -9,14 +9,22 @@ queue (and spool), on the caller's thread, without I/O.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import sys
+from typing import TYPE_CHECKING, Any, Optional
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from agentsight_otel.api_types import ExporterOptions
 from agentsight_otel.compact import compact
 from agentsight_otel.exporter import AgentSightSpanExporter
+from agentsight_otel.logsafe import printable
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:  # only annotations use it, and they are never evaluated here
+    from typing_extensions import Unpack
 
 
 class ClickSpanProcessor(SpanProcessor):
@@ -72,19 +80,61 @@ def find_agentsight(provider: Any) -> Optional[Any]:
 def configure(
     exporter: Optional[AgentSightSpanExporter] = None,
     tracer_provider: Optional[TracerProvider] = None,
-    **exporter_arguments: Any,
+    **exporter_arguments: Unpack[ExporterOptions],
 ) -> Optional[ClickSpanProcessor]:
     """Deliver clicks from the global (or given) tracer provider to AgentSight.
 
     Adds a ``ClickSpanProcessor`` to the provider the application already
-    has, never replacing it; sets a new SDK ``TracerProvider`` only when none
-    was set. Adds nothing when the provider already delivers clicks (e.g.
+    has, never replacing it; sets a new SDK ``TracerProvider`` as the global
+    one only when none was set. Adds nothing when the provider already
+    delivers clicks (a ``ClickSpanProcessor``, or any processor whose
+    exporter is an ``AgentSightSpanExporter``, e.g. from
     ``OTEL_TRACES_EXPORTER=agentsight`` under ``opentelemetry-instrument``),
     so calling it twice, or after auto-instrumentation, is harmless.
 
-    Returns the processor it added, or None when it added nothing. Extra
-    keyword arguments build the exporter (see ``AgentSightSpanExporter``).
+    Example::
+
+        agentsight_otel.configure()  # AGENTSIGHT_API_KEY etc. from the environment
+        agentsight_otel.configure(spool_path="/var/lib/my-agent/agentsight.sqlite3")
+
+    Args:
+        exporter: The exporter to deliver with. Default: a new
+            ``AgentSightSpanExporter(**exporter_arguments)``.
+        tracer_provider: The SDK ``TracerProvider`` to add the processor to.
+            Default: the global provider (created and set when there is none).
+        **exporter_arguments: Keyword arguments of ``AgentSightSpanExporter``
+            (``api_key``, ``endpoint``, ``spool_path``, ``timeout``, ...),
+            typed by ``agentsight_otel.ExporterOptions``: a misspelt name is
+            a type error, and a ``TypeError`` at run time (even when nothing
+            is added). Each unset one is read from the environment.
+
+    Returns:
+        The ``ClickSpanProcessor`` it added, or ``None`` when the provider
+        already delivered clicks and nothing was added.
+
+    Raises:
+        TypeError: A keyword argument the exporter does not take; both
+            ``exporter`` and exporter arguments (they would be ignored);
+            ``tracer_provider`` is not an OpenTelemetry SDK
+            ``TracerProvider``, or the global provider is some other kind
+            (set by another library) and so cannot take a span processor.
+            Nothing is added then. A bad setting (no API
+            key, a plain ``http://`` endpoint, ...) does not raise: the
+            exporter logs it once and refuses every export (see its
+            ``disabled_reason``).
     """
+    unknown = sorted(set(exporter_arguments) - set(ExporterOptions.__annotations__))
+    if unknown:
+        names = ", ".join(printable(repr(name), 80) for name in unknown[:5])
+        raise TypeError(
+            f"configure() got unexpected keyword arguments: {names}; it takes exporter, "
+            "tracer_provider and the keyword arguments of AgentSightSpanExporter"
+        )
+    if exporter is not None and exporter_arguments:
+        raise TypeError(
+            "configure() got exporter= and exporter arguments "
+            f"({', '.join(sorted(exporter_arguments))}); pass one or the other"
+        )
     provider: Any = tracer_provider or trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         if tracer_provider is not None:
