@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -17,6 +20,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import collector_binary
 
 from scripted_server import ScriptedServer
 
@@ -75,3 +80,78 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+# -- the slow tests -----------------------------------------------------------
+
+#: Tests with one of these markers need a system piece, a build or minutes:
+#: they are also ``slow``, so ``pytest -m "not slow"`` is the quick inner loop.
+SLOW_MARKERS = ("browser", "collector", "interop", "peers")
+#: ... and so are tests using one of these fixtures, marked or not.
+SLOW_FIXTURES = ("browser", "otelcol_binary", "node_otel")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if any(item.get_closest_marker(m) for m in SLOW_MARKERS) or any(
+            f in fixtures for f in SLOW_FIXTURES
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
+# -- the OpenTelemetry Collector ----------------------------------------------
+
+BUILD_TIMEOUT_S = 1200.0
+
+
+@pytest.fixture(scope="session")
+def otelcol_binary(request: pytest.FixtureRequest) -> Path:
+    """Absolute path of the Collector binary (see collector_binary.py for
+    where it comes from); skips, or fails under
+    AGENTSIGHT_OTEL_REQUIRE_COLLECTOR=1, naming what is missing."""
+    environ = os.environ
+    try:
+        found = collector_binary.existing(environ)
+    except collector_binary.Misconfigured as exc:
+        pytest.fail(str(exc))
+    except collector_binary.Unavailable as exc:
+        if collector_binary.required(environ):
+            pytest.fail(f"{exc} ({collector_binary.REQUIRE_ENV}=1: the Collector tests must run)")
+        pytest.skip(str(exc))
+    if found is not None:
+        return found
+    script = collector_binary.BUILD_SCRIPT
+    # Shown live, not captured: a cold build takes minutes and must not look
+    # like a hang. stdout is the path; build.sh's progress goes to stderr.
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\nbuilding the OpenTelemetry Collector with {script} ...", file=sys.stderr)
+        result = subprocess.run(
+            ["bash", str(script)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
+    if result.returncode != 0:
+        pytest.fail(f"{script} failed with exit code {result.returncode}; see its stderr above")
+    path = Path(result.stdout.strip())
+    if not (path.is_absolute() and path.is_file()):
+        pytest.fail(f"{script} printed {result.stdout!r}, not a binary path")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _collector_for_marked_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked ``collector`` gets the binary in $AGENTSIGHT_OTEL_COLLECTOR
+    (for the child processes it starts, e.g. the soak), or skips like the
+    Collector tests do."""
+    if request.node.get_closest_marker("collector") is None:
+        yield
+        return
+    path = request.getfixturevalue("otelcol_binary")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(collector_binary.COLLECTOR_ENV, str(path))
+        yield

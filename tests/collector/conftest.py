@@ -1,9 +1,12 @@
 """Fixtures for tests that run a real OpenTelemetry Collector.
 
-The binary comes from ``$AGENTSIGHT_OTEL_COLLECTOR`` when that is set, otherwise
-from ``tests/collector/build.sh``, which builds it once per machine into a cache
-outside the repository (a cold build takes about two minutes and needs the Go
-toolchain and the Go module proxy; later runs reuse the binary).
+The binary is the ``otelcol_binary`` fixture of tests/conftest.py:
+``$AGENTSIGHT_OTEL_COLLECTOR``, else the one ``tests/collector/build.sh``
+cached for the current sources, else a build only when
+``AGENTSIGHT_OTEL_BUILD_COLLECTOR=1`` or ``AGENTSIGHT_OTEL_REQUIRE_COLLECTOR=1``
+(a cold build takes minutes and needs the Go toolchain and the Go module
+proxy). Otherwise these tests skip, naming what is missing (see
+tests/collector_binary.py); with ``AGENTSIGHT_OTEL_REQUIRE_COLLECTOR=1`` they fail.
 
 ``start_collector`` runs the Collector with a given config and environment on
 free loopback ports, waits until its OTLP/HTTP port answers, and stops it when
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,12 +30,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-BUILD_SCRIPT = HERE / "build.sh"
 #: The configuration shipped at the repository root.
 SHIPPED_CONFIG = REPO_ROOT / "collector-config.yaml"
-
-#: Environment variable naming a prebuilt Collector binary (skips the build).
-COLLECTOR_ENV = "AGENTSIGHT_OTEL_COLLECTOR"
 
 #: Every variable collector-config.yaml reads. Tests remove them from the
 #: inherited environment so a developer's own settings cannot leak in.
@@ -49,7 +47,6 @@ CONFIG_ENV_VARS = (
     "AGENTSIGHT_COLLECTOR_QUEUE_DIR",
 )
 
-BUILD_TIMEOUT_S = 1200.0
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 
@@ -78,38 +75,6 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
-
-
-@pytest.fixture(scope="session")
-def otelcol_binary() -> Path:
-    """Absolute path of the Collector binary (prebuilt, or built once)."""
-    prebuilt = os.environ.get(COLLECTOR_ENV)
-    if prebuilt:
-        path = Path(prebuilt).expanduser().resolve()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            pytest.fail(f"${COLLECTOR_ENV}={prebuilt!r} is not an executable file")
-        return path
-    if shutil.which("go") is None:
-        pytest.fail(
-            f"the Go toolchain is needed to build the Collector ({BUILD_SCRIPT}); "
-            f"install Go >= 1.26 or point ${COLLECTOR_ENV} at an otelcol binary"
-        )
-    # stdout is the path; progress goes to our stderr, which pytest captures
-    # and shows if the build fails (or live with -s).
-    result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"{BUILD_SCRIPT} failed with exit code {result.returncode}; see its stderr")
-    path = Path(result.stdout.strip())
-    if not (path.is_absolute() and path.is_file()):
-        pytest.fail(f"{BUILD_SCRIPT} printed {result.stdout!r}, not a binary path")
-    return path
 
 
 @dataclass

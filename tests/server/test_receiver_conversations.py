@@ -41,6 +41,7 @@ def legacy_python():
     return legacy_peer.python()
 
 
+@pytest.mark.peers
 def test_the_044_flow_works_end_to_end(legacy_python, wire):
     out = json.loads(
         legacy_peer.run(FLOW, wire.url, wire.receiver.api_key).strip().splitlines()[-1]
