@@ -117,3 +117,50 @@ def test_a_spool_that_cannot_grow_with_agentsight_down_keeps_clicks_in_memory(
     assert dropped == 0 and stats["delivered"] == 0, stats
     # In memory (queued, or in hand being retried) or on disk: all 601.
     assert stats["queued"] + stats["spooled"] == 601, stats
+
+
+START_FULL = textwrap.dedent(
+    """
+    import json, resource, signal, sys
+    from opentelemetry.sdk.trace import TracerProvider
+    from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
+
+    endpoint, spool = sys.argv[1], sys.argv[2]
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    unlimited = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, unlimited))  # the disk is full at start
+    exporter = AgentSightSpanExporter(
+        api_key="disk-full-key", endpoint=endpoint, spool_path=spool, timeout=2.0,
+        retry_deadline=5.0,
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(ClickSpanProcessor(exporter))
+    tracker = Tracker("conv-full", tracer_provider=provider)
+    sent = [tracker.track_button("evt", "Label", str(i))["click_id"] for i in range(50)]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (unlimited, unlimited))  # space again
+    flushed = exporter.force_flush(60_000)
+    report = {"disabled": exporter.disabled_reason, "flushed": flushed,
+              "stats": exporter.statistics(), "sent": sent}
+    exporter.shutdown()
+    print(json.dumps(report), flush=True)
+    """
+)
+
+
+def test_a_disk_full_when_the_exporter_starts_does_not_disable_it(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(START_FULL)
+    with running_receiver(tmp_path / "r.sqlite3", api_key=KEY) as receiver:
+        run = subprocess.run(
+            [sys.executable, str(script), receiver.url, str(tmp_path / "new" / "s.sqlite3")],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stderr[-4000:]
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        stored = set(receiver.store.click_ids())
+    assert report["disabled"] is None
+    assert set(report["sent"]) <= stored
+    assert report["flushed"] is True
+    assert report["stats"]["delivered"] == 50, report["stats"]

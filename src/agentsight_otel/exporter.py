@@ -227,7 +227,7 @@ class AgentSightSpanExporter(SpanExporter):
         self._closed = False
         self._init_runtime()
         _after_fork_registry.add(self)
-        if self._spool is not None and self._spool.size() > 0:
+        if self._spool is not None and self._spool_size() != 0:
             # Clicks left by an earlier process (a crash, a restart): deliver
             # them now, not only once this process has clicks of its own.
             with self._cond:
@@ -435,7 +435,7 @@ class AgentSightSpanExporter(SpanExporter):
         deadline = time.monotonic() + timeout_millis / 1000.0
         with self._cond:
             if self._worker is None:
-                if not self._pending and (self._spool is None or self._spool.size() == 0):
+                if not self._pending and (self._spool is None or self._spool_size() == 0):
                     return True
                 self._start_worker()
             self._flush_asked += 1
@@ -492,6 +492,14 @@ class AgentSightSpanExporter(SpanExporter):
                 self._spool.release_mine()
             if worker is None or not worker.is_alive():
                 self._spool.close()
+
+    def _spool_size(self) -> int:
+        """Clicks in the spool, or -1 when it cannot be read (not opened yet, an I/O error)."""
+        assert self._spool is not None
+        try:
+            return self._spool.size()
+        except Exception:
+            return -1
 
     # -- introspection ------------------------------------------------------------
 

@@ -26,6 +26,7 @@ by the caller.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -98,6 +99,21 @@ def decode_record(click_id: str, stored: bytes) -> ClickRecord:
     return record
 
 
+#: SQLite's primary result codes for a write the file system refused.
+_SQLITE_IOERR = 10
+_SQLITE_FULL = 13
+
+
+def out_of_space(exc: Exception) -> bool:
+    """Whether a write failed for want of space (or on an I/O error), not a bad path."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # Python before 3.11: only the message
+        return "disk" in str(exc)
+    return (code & 0xFF) in (_SQLITE_IOERR, _SQLITE_FULL)
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -121,7 +137,14 @@ class Spool:
         self._owner = ""
         self._quarantined: Quarantined = []
         self._ack_later: List[int] = []
-        self._connect()
+        try:
+            self._connect()
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not out_of_space(exc):
+                raise  # a path that cannot work is the caller's configuration error
+            # A full disk now is not a bad path: opened on first use, once it
+            # takes writes again; until then every operation raises, and the
+            # exporter keeps clicks in memory and sends them directly.
 
     # -- connection -------------------------------------------------------
 
@@ -141,9 +164,13 @@ class Spool:
         conn = sqlite3.connect(
             self.path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
         self._release_dead_owners(conn)
         return conn
