@@ -12,6 +12,8 @@ from __future__ import annotations
 import inspect
 import pydoc
 import re
+import subprocess
+import sys
 import textwrap
 import typing
 from pathlib import Path
@@ -58,6 +60,7 @@ reveal_type(click["conversation_id"])  # reveal: str
 reveal_type(click["metadata"])  # reveal: Mapping[str, Any] | None
 click["clik_id"]  # error: TypedDict "TrackedClick" has no key "clik_id"
 typed: TrackedClick = Tracker("conv").track_button("a", "b", "c")
+from agentsight_otel import confgure  # error: Module "agentsight_otel" has no attribute
 """
 
 
@@ -293,3 +296,40 @@ def test_every_public_name_has_a_docstring() -> None:
             continue
         obj = getattr(agentsight_otel, name)
         assert (inspect.getdoc(obj) or "").strip(), name
+
+
+# Recording a click needs none of the delivery machinery (HTTP, SQLite,
+# retries); an application that only records, and exports through its own
+# pipeline or the Collector, should not pay for importing it.
+_RECORD_ONLY = """
+import sys
+from agentsight_otel import Tracker, TrackedClick, conversation, track_button
+loaded = [m for m in (
+    "agentsight_otel.exporter", "agentsight_otel.wiring", "agentsight_otel.transport",
+    "agentsight_otel.spool", "requests", "urllib3", "tenacity", "sqlite3",
+) if m in sys.modules]
+print(loaded)
+import agentsight_otel
+from agentsight_otel.wiring import configure
+from agentsight_otel.exporter import AgentSightSpanExporter
+assert agentsight_otel.configure is configure
+assert agentsight_otel.AgentSightSpanExporter is AgentSightSpanExporter
+assert set(agentsight_otel.__all__) <= set(dir(agentsight_otel))
+namespace = {}
+exec("from agentsight_otel import *", namespace)
+assert set(agentsight_otel.__all__) <= set(namespace)
+try:
+    agentsight_otel.confgure
+except AttributeError as exc:
+    assert "confgure" in str(exc)
+else:
+    raise AssertionError("a misspelt name resolved")
+"""
+
+
+def test_importing_the_recording_api_loads_no_delivery_code() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _RECORD_ONLY], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -6,7 +6,15 @@ The public API, and nothing else::
 
     with conversation("conv-42"):
         track_button("contact_human_agent", "Create ticket", "create-ticket")
+
+The delivery side (``AgentSightSpanExporter``, ``ClickSpanProcessor``,
+``configure``) is imported on first use: recording a click needs none of
+its HTTP, SQLite and retry machinery, so a process that only records does
+not pay for importing it.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any, List
 
 from agentsight_otel.api_types import ExporterOptions, TrackedClick
 from agentsight_otel.errors import (
@@ -15,10 +23,19 @@ from agentsight_otel.errors import (
     MissingConversationIdError,
     TracingNotConfiguredError,
 )
-from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.tracking import Tracker, conversation, track_button
 from agentsight_otel.version import __version__
-from agentsight_otel.wiring import ClickSpanProcessor, configure
+
+if TYPE_CHECKING:
+    from agentsight_otel.exporter import AgentSightSpanExporter
+    from agentsight_otel.wiring import ClickSpanProcessor, configure
+
+#: Public names imported on first access, and the module each comes from.
+_DELIVERY = {
+    "AgentSightSpanExporter": "agentsight_otel.exporter",
+    "ClickSpanProcessor": "agentsight_otel.wiring",
+    "configure": "agentsight_otel.wiring",
+}
 
 __all__ = [
     "AgentSightError",
@@ -35,3 +52,17 @@ __all__ = [
     "conversation",
     "track_button",
 ]
+
+if not TYPE_CHECKING:  # a type checker sees the imports above, and no catch-all
+
+    def __getattr__(name: str) -> Any:
+        module = _DELIVERY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))
