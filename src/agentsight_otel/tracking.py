@@ -418,7 +418,7 @@ class Tracker:
         The conversation id is the first that exists of: the
         ``conversation_id`` argument; this tracker's own; the innermost
         active ``with conversation(...)`` block; the W3C baggage entry
-        ``agentsight.conversation_id``. None is ever invented.
+        ``agentsight.conversation_id``. An id is never invented.
 
         Example::
 
@@ -585,7 +585,7 @@ def track_button(
     The conversation id is the first that exists of: the
     ``conversation_id`` argument; the innermost active
     ``with conversation(...)`` block; the W3C baggage entry
-    ``agentsight.conversation_id``. None is ever invented.
+    ``agentsight.conversation_id``. An id is never invented.
 
     Example::
 
