@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Union
 
 import requests
 
@@ -43,14 +43,23 @@ def shell_blocks(readme: Path) -> List[str]:
     return [body for lang, body in FENCE.findall(text) if lang in SHELL_LANGUAGES]
 
 
-def shell_commands(readme: Path) -> List[str]:
-    """Every command of the README's shell blocks, continuation lines joined.
+def section(readme: Path, heading: str) -> str:
+    """The text under ``heading`` (a whole heading line) up to the next heading of its level."""
+    text = readme.read_text(encoding="utf-8")
+    level = heading.split(" ", 1)[0]
+    start = text.index(f"\n{heading}\n") + 1
+    end = text.find(f"\n{level} ", start + len(heading))
+    return text[start : end if end >= 0 else len(text)]
+
+
+def shell_commands(readme: Union[Path, str]) -> List[str]:
+    """Every command of the README's (or markdown text's) shell blocks, lines joined.
 
     In ``console`` blocks only lines after a ``$ `` prompt are commands (the
     rest is output); a trailing ``&`` and comments are dropped.
     """
     commands: List[str] = []
-    text = readme.read_text(encoding="utf-8")
+    text = readme.read_text(encoding="utf-8") if isinstance(readme, Path) else readme
     for lang, body in FENCE.findall(text):
         if lang not in SHELL_LANGUAGES:
             continue

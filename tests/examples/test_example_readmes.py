@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 import pytest
-from readme_commands import EXAMPLES, REPO_ROOT, shell_commands, words
+from readme_commands import EXAMPLES, REPO_ROOT, section, shell_commands, words
 
 from agentsight_otel.cli import build_parser
 
@@ -108,3 +108,14 @@ def test_opentelemetry_instrument_comes_with_the_distro() -> None:
             assert any("pip install" in c and "opentelemetry-distro" in c for c in commands), (
                 f"{readme} runs opentelemetry-instrument without installing opentelemetry-distro"
             )
+
+
+def test_the_main_readme_points_at_every_example_with_the_same_install_line() -> None:
+    examples = section(REPO_ROOT / "README.md", "## Examples")
+    (main_line,) = shell_commands(examples)
+    index = shell_commands(EXAMPLES / "README.md")
+    assert main_line == " && ".join(index[:2])
+    for example in sorted(EXAMPLES.iterdir()):
+        if example.is_dir() or example.suffix == ".py":
+            shown = f"`examples/{example.name}{'/' if example.is_dir() else ''}`"
+            assert shown in examples, shown
