@@ -75,6 +75,9 @@ def test_step_5_delivers_the_apps_click_with_its_trace_id(
             recorded["trace_id"],
         )
         assert click["button_event"] == "contact_human_agent"
+        curl = run(with_ports(readme_command(README, "curl http://127.0.0.1:8400"), ports), env)
+        assert curl.returncode == 0, curl.stderr
+        assert recorded["click_id"] in curl.stdout
     finally:
         for server in reversed(servers):
             server.stop()
