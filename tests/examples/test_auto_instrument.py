@@ -39,6 +39,8 @@ def test_click_reaches_the_local_receiver_as_the_readme_says(tmp_path: Path) -> 
         assert recorded, done.stdout
         assert done.stderr == ""  # no exporter retrying a Collector that is not there
         (click,) = receiver_buttons(url, "conv-auto-instrumented", 1)
+        curl = run(with_ports(readme_command(README, "curl "), {8400: port}), env)
+        assert recorded["click_id"] in curl.stdout, curl.stdout + curl.stderr
     finally:
         server.stop()
     assert (click["click_id"], click["trace_id"]) == (recorded["click_id"], recorded["trace_id"])

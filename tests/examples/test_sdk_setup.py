@@ -65,6 +65,8 @@ def test_click_reaches_the_local_receiver_as_the_readme_says(tmp_path: Path, ser
         "create-ticket",
         {"queue": "billing"},
     )
+    curl = run(with_ports(readme_command(README, "curl "), {8400: port}), clean_env(tmp_path))
+    assert recorded["click_id"] in curl.stdout, curl.stdout + curl.stderr
     # The per-run spool directory is private to the run and gone once delivered.
     assert list((tmp_path / "tmp").iterdir()) == []
 
