@@ -8,8 +8,9 @@ they cannot see (a renamed flag in a line no test runs, a stale install line).
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
-from typing import List, Tuple
+from typing import FrozenSet, List, Optional, Tuple
 
 import pytest
 from readme_commands import EXAMPLES, REPO_ROOT, section, shell_commands, words
@@ -21,6 +22,20 @@ COMMANDS: List[Tuple[Path, str]] = [(r, c) for r in READMES for c in shell_comma
 #: Packages an example README may install from the index (never this one).
 FROM_THE_INDEX = {"opentelemetry-distro", "opentelemetry-instrumentation-starlette"}
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def tracked_files() -> Optional[FrozenSet[str]]:
+    """The files git tracks (what a clean clone has), or None outside a git checkout."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return frozenset(listed.stdout.decode().split("\0")) - {""}
+
+
+TRACKED = tracked_files()
 
 
 def ids(item: Tuple[Path, str]) -> str:
@@ -97,8 +112,14 @@ def test_files_a_command_names_exist(item: Tuple[Path, str]) -> None:
             if "://" in word or word.startswith(("$", "~", "/", "<", "-", "'", '"')):
                 continue
             if re.search(r"\.(py|ya?ml|sh|md)$", word) or word.startswith(("examples/", "tests/")):
-                here = readme.parent / word
-                assert (REPO_ROOT / word).exists() or here.exists(), f"{readme}: {word}"
+                found = [p for p in (REPO_ROOT / word, readme.parent / word) if p.exists()]
+                assert found, f"{readme}: {word} does not exist"
+                # ... in a clean clone too: committed, not only in this work tree.
+                if TRACKED is not None:
+                    path = found[0].resolve().relative_to(REPO_ROOT).as_posix()
+                    assert any(t == path or t.startswith(f"{path}/") for t in TRACKED), (
+                        f"{readme}: {word} is not committed"
+                    )
 
 
 def test_opentelemetry_instrument_comes_with_the_distro() -> None:
