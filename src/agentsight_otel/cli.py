@@ -8,10 +8,25 @@ need the ``[server]`` extra, and a plain install must still be able to run
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Final, Optional, Sequence
+
+from agentsight_otel import environment_variables as env
+from agentsight_otel.cli_settings import flag_message
+from agentsight_otel.config import DEFAULT_ENDPOINT, ConfigurationError, resolve_settings
+from agentsight_otel.server.exposure import BRIDGE_TOKEN_ENV
+from agentsight_otel.version import __version__
+
+#: Defaults the help states. The server modules hold the same values but need
+#: the ``[server]`` extra, which ``--help`` must not (tests compare the two).
+SERVE_PORT: Final = 8400
+BRIDGE_PORT: Final = 4319
+MAX_BACKLOG: Final = 200_000
+READ_TIMEOUT: Final = 15.0
+_DATA_DIR = "$AGENTSIGHT_OTEL_DATA_DIR, else ~/.local/share/agentsight-otel"
 
 
 def _missing_extra(exc: ImportError) -> int:
@@ -21,6 +36,29 @@ def _missing_extra(exc: ImportError) -> int:
         file=sys.stderr,
     )
     return 2
+
+
+def _port(text: str) -> int:
+    """A TCP port, 1-65535, or 0 for "any free port" (tests and scripts use it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 1 to 65535 (0 for any free port), got {text!r}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -33,6 +71,21 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _add_listen(parser: argparse.ArgumentParser, port: int, secret: str) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help=f"address to listen on; one that is not loopback needs {secret} or "
+        "--insecure-no-auth (default: 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=port,
+        help=f"port to listen on, 1-65535, or 0 for any free port (default: {port})",
+    )
+
+
 def _add_server_safety(parser: argparse.ArgumentParser, secret: str) -> None:
     """The flags both servers share: read timeout, Host names, and the no-auth override."""
     parser.add_argument(
@@ -40,7 +93,8 @@ def _add_server_safety(parser: argparse.ArgumentParser, secret: str) -> None:
         type=_seconds,
         default=None,
         metavar="SECONDS",
-        help="seconds a client has for a request's headers, and again for its body (default 15)",
+        help="seconds a client has for a request's headers, and again for its body "
+        f"(default: {READ_TIMEOUT:g})",
     )
     parser.add_argument(
         "--allowed-host",
@@ -48,13 +102,19 @@ def _add_server_safety(parser: argparse.ArgumentParser, secret: str) -> None:
         default=[],
         metavar="NAME",
         help="also answer requests for this Host name (repeatable; *.example.com for "
-        "subdomains, '*' for any); localhost, loopback and the bound address always work",
+        "subdomains, '*' for any); localhost, loopback and the bound address always work "
+        "(default: none)",
     )
     parser.add_argument(
         "--insecure-no-auth",
         action="store_true",
-        help=f"start on a non-loopback address even without {secret}",
+        help=f"start on a non-loopback address even without {secret} (default: off)",
     )
+
+
+def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=summary)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,61 +122,121 @@ def build_parser() -> argparse.ArgumentParser:
         prog="agentsight-otel",
         description="Track UI button clicks through OpenTelemetry and deliver them to AgentSight.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help="print the version and exit",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser(
+    _command(
+        sub,
         "quickstart",
-        help="record the reference page's example clicks on an in-memory SDK and print them",
+        "print the reference page's example clicks, recorded on an in-memory SDK",
     )
 
-    serve = sub.add_parser(
-        "serve", help="run the local AgentSight-compatible receiver (development peer)"
+    serve = _command(
+        sub, "serve", "run the local AgentSight-compatible receiver (a development peer)"
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8400)
-    serve.add_argument("--db", default=None, help="SQLite path (default: see README)")
-    serve.add_argument("--api-key", default=None, help="key clients must present")
+    _add_listen(serve, SERVE_PORT, "--api-key")
+    serve.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH",
+        help=f"SQLite file to store clicks in (default: receiver.sqlite3 in {_DATA_DIR})",
+    )
+    serve.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="key clients must present (default: none, any key is accepted)",
+    )
     serve.add_argument(
         "--fault",
         action="append",
         default=[],
         metavar="SPEC",
-        help="fault injection, e.g. 429:0.5, 500:0.2, stall:0.1 (repeatable)",
+        help="inject a fault, e.g. 429:0.5, 500:0.2, stall:0.1 (repeatable; default: none)",
     )
     _add_server_safety(serve, "--api-key")
-    bridge = sub.add_parser(
+
+    bridge = _command(
+        sub,
         "bridge",
-        help="receive OTLP/HTTP traces (e.g. from a Collector) and deliver their clicks",
+        "receive OTLP/HTTP traces (e.g. from a Collector) and deliver their clicks",
     )
-    bridge.add_argument("--host", default="127.0.0.1")
-    bridge.add_argument("--port", type=int, default=4319)
-    bridge.add_argument("--endpoint", default=None, help="AgentSight base URL (else env)")
-    bridge.add_argument("--api-key", default=None, help="AgentSight key (else AGENTSIGHT_API_KEY)")
-    bridge.add_argument("--api", choices=["ingest", "buttons"], default=None)
-    bridge.add_argument("--spool", default=None, help="spool path (default: see README)")
+    _add_listen(bridge, BRIDGE_PORT, "a token")
     bridge.add_argument(
-        "--no-spool", action="store_true", help="memory only: a 200 no longer means on disk"
+        "--endpoint",
+        default=None,
+        metavar="URL",
+        help=f"AgentSight base URL (default: ${env.OTEL_EXPORTER_AGENTSIGHT_ENDPOINT}, else "
+        f"${env.AGENTSIGHT_API_ENDPOINT}, else {DEFAULT_ENDPOINT})",
+    )
+    bridge.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="AgentSight API key; prefer the environment, flags show in the process list "
+        f"(default: ${env.OTEL_EXPORTER_AGENTSIGHT_API_KEY}, else ${env.AGENTSIGHT_API_KEY})",
+    )
+    bridge.add_argument(
+        "--api",
+        choices=["ingest", "buttons"],
+        default=None,
+        help=f"AgentSight API to deliver with (default: ${env.OTEL_EXPORTER_AGENTSIGHT_API}, "
+        "else ingest)",
+    )
+    spooling = bridge.add_mutually_exclusive_group()
+    spooling.add_argument(
+        "--spool",
+        default=None,
+        metavar="PATH",
+        help="SQLite spool; a request is answered once its clicks are in it "
+        f"(default: bridge-spool.sqlite3 in {_DATA_DIR})",
+    )
+    spooling.add_argument(
+        "--no-spool",
+        action="store_true",
+        help="keep clicks in memory only: a 200 no longer means on disk (default: off)",
     )
     bridge.add_argument(
         "--token",
         default=None,
-        help="bearer token senders must present (default: AGENTSIGHT_BRIDGE_TOKEN)",
+        help=f"bearer token senders must present (default: ${BRIDGE_TOKEN_ENV}, else none)",
     )
-    bridge.add_argument("--max-backlog", type=int, default=200_000, metavar="CLICKS")
     bridge.add_argument(
-        "--insecure", action="store_true", help="allow the key over plain http to other hosts"
+        "--max-backlog",
+        type=_positive_int,
+        default=MAX_BACKLOG,
+        metavar="CLICKS",
+        help="answer 503 while this many clicks or more wait for delivery "
+        f"(default: {MAX_BACKLOG:,})",
+    )
+    bridge.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow the API key over plain http:// to a non-loopback host "
+        f"(default: off, or ${env.OTEL_EXPORTER_AGENTSIGHT_INSECURE})",
     )
     _add_server_safety(bridge, "a token")
 
-    demo = sub.add_parser(
+    demo = _command(
+        sub,
         "demo",
-        help="run the reference page's examples through the real exporter into a local receiver",
+        "send the reference page's examples through the exporter to a local receiver",
     )
-    demo.add_argument("--db", default=None, help="SQLite path to keep (default: a temp file)")
+    demo.add_argument(
+        "--db",
+        default=None,
+        metavar="PATH",
+        help="SQLite file to keep the clicks in (default: a new temporary directory)",
+    )
     return parser
 
 
-def _refused(command: str, exc: Exception) -> int:
+def _refused(command: str, exc: object) -> int:
     print(f"agentsight-otel {command}: {exc}", file=sys.stderr)
     return 2
 
@@ -161,6 +281,34 @@ def _refuse_exposed_bridge(args: argparse.Namespace) -> Optional[int]:
     return None
 
 
+def _refuse_bad_settings(args: argparse.Namespace) -> Optional[int]:
+    """Exit status if the bridge's exporter settings cannot work, else None.
+
+    Checked here, before the exporter exists, so the reason is printed once
+    and names the flag; the exporter would log it naming its argument.
+    """
+    try:
+        resolve_settings(
+            api_key=args.api_key,
+            endpoint=args.endpoint,
+            api=args.api,
+            insecure=True if args.insecure else None,
+        )
+    except ConfigurationError as exc:
+        return _refused("bridge", flag_message(str(exc), args))
+    return None
+
+
+def _log_to_stderr(command: str) -> None:
+    """The library's warnings as one prefixed line each, the only copy on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"agentsight-otel {command}: %(message)s"))
+    library = logging.getLogger("agentsight_otel")
+    library.addHandler(handler)
+    library.setLevel(logging.WARNING)
+    library.propagate = False
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "quickstart":
@@ -180,7 +328,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except ImportError as exc:
             return _missing_extra(exc)
         refused = _refuse_exposed_bridge(args)
-        return refused if refused is not None else int(bridge_from_args(args))
+        if refused is None:
+            refused = _refuse_bad_settings(args)
+        if refused is not None:
+            return refused
+        _log_to_stderr("bridge")
+        return int(bridge_from_args(args))
     if args.command == "demo":
         try:
             from agentsight_otel.demo import run_demo

@@ -255,8 +255,7 @@ def bridge_from_args(args: Any) -> int:
         insecure=True if args.insecure else None,
     )
     if exporter.disabled_reason is not None:
-        err(exporter.disabled_reason)
-        return 2
+        return 2  # the exporter has logged why; printing it too would say it twice
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
