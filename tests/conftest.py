@@ -91,12 +91,21 @@ SLOW_MARKERS = ("browser", "collector", "interop", "peers")
 SLOW_FIXTURES = ("browser", "otelcol_binary", "node_otel")
 
 
+def _is_slow(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    # The fuzz harness (tests/fuzz/test_fuzz_*.py) spends seconds per test by
+    # design; its fixed regressions (test_regressions.py) stay quick.
+    fuzz = item.path.parent.name == "fuzz" and item.path.name.startswith("test_fuzz_")
+    return (
+        fuzz
+        or any(item.get_closest_marker(m) for m in SLOW_MARKERS)
+        or any(f in fixtures for f in SLOW_FIXTURES)
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        if any(item.get_closest_marker(m) for m in SLOW_MARKERS) or any(
-            f in fixtures for f in SLOW_FIXTURES
-        ):
+        if _is_slow(item):
             item.add_marker(pytest.mark.slow)
 
 

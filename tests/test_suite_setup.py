@@ -170,18 +170,57 @@ NEEDING_PLACES = (
 )
 
 
-def collected(marker_expression: str) -> set[str]:
-    done = run_pytest(
-        "--collect-only", "-m", marker_expression, *NEEDING_PLACES, env=dict(os.environ)
-    )
-    assert done.returncode in (0, 5), done.stdout[-4000:] + done.stderr[-4000:]
-    return {line for line in done.stdout.splitlines() if "::" in line}
+#: A plugin for the child below: prints each collected test with its markers.
+MARKER_LISTING = """
+def pytest_collection_finish(session):
+    for item in session.items:
+        names = sorted({m.name for m in item.iter_markers()})
+        print("MARKS", item.nodeid, ",".join(names))
+"""
 
 
-def test_tests_needing_a_system_piece_are_slow() -> None:
-    needing = collected("browser or collector or interop or peers")
-    quick = collected("not slow")
-    assert needing & quick == set()
-    assert quick, "the quick tests of the same modules must stay in the inner loop"
+def test_tests_needing_a_system_piece_are_slow(tmp_path: Path) -> None:
+    (tmp_path / "list_markers.py").write_text(MARKER_LISTING)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = run_pytest("--collect-only", "-p", "list_markers", *NEEDING_PLACES, env=env)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    marks = {
+        nodeid: set(names.split(","))
+        for _, nodeid, names in (
+            line.split(" ", 2) for line in done.stdout.splitlines() if line.startswith("MARKS ")
+        )
+    }
+    needing = {n for n, m in marks.items() if m & {"browser", "collector", "interop", "peers"}}
+    assert {n for n in needing if "slow" not in marks[n]} == set()
+    assert {n for n, m in marks.items() if "slow" not in m}, "the quick tests of these modules stay"
     for name in ("test_quick_soak", "test_the_044_flow", "test_node_click", "test_empty_page"):
-        assert any(name in test for test in needing), (name, needing)
+        assert any(name in test for test in needing), (name, sorted(needing))
+
+
+#: A ``go`` whose ``build -o OUT`` writes a stand-in binary that exits 0: it
+#: checks the suite's build path, not the Collector.
+BUILDING_GO = """#!/bin/sh
+echo "$@" >> "$GO_CALLED"
+case "$1" in
+version) echo "go version (stand-in)" ;;
+build)
+    while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done
+    printf '#!/bin/sh\\nexit 0\\n' > "$out" ;;
+*) exit 1 ;;
+esac
+"""
+
+
+def test_asked_to_build_the_suite_builds_says_so_and_uses_the_result(
+    fake_go: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "bin" / "go").write_text(BUILDING_GO)
+    env = {**fake_go, "GO_CALLED": str(tmp_path / "go-called"), collector_binary.BUILD_ENV: "1"}
+    done = run_pytest(
+        "tests/collector/test_collector_config.py::test_validate_as_shipped_with_defaults", env=env
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "1 passed" in out, out[-6000:]
+    assert "building the OpenTelemetry Collector" in out, out[-6000:]
+    assert "build" in (tmp_path / "go-called").read_text()
+    assert collector_binary.existing(fake_go) == collector_binary.cached_binary(fake_go)

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from typing import Any
 
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
@@ -82,6 +83,7 @@ def _otlp_span_count(server: ScriptedServer) -> int:
 BURST = 100_000
 
 
+@pytest.mark.slow  # 100,000 clicks against a slow server: tens of seconds
 def test_burst_of_100k_clicks_arrives_complete(agentsight_server: ScriptedServer) -> None:
     # A receiver that takes 20 ms per request: slow enough to back up any queue.
     agentsight_server.script = lambda request: Reply(delay=0.02)
@@ -102,6 +104,7 @@ def test_burst_of_100k_clicks_arrives_complete(agentsight_server: ScriptedServer
     provider.shutdown()
 
 
+@pytest.mark.slow  # 100,000 clicks against a slow server: tens of seconds
 def test_same_burst_through_a_plain_batch_span_processor_loses_spans(
     agentsight_server: ScriptedServer, caplog: Any
 ) -> None:
