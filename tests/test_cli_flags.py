@@ -75,7 +75,7 @@ def _one_line_refusal(done: subprocess.CompletedProcess[str], *expected: str) ->
 @pytest.mark.parametrize("command", ["serve", "bridge"])
 def test_a_port_outside_0_to_65535_is_refused_naming_the_flag(command: str, tmp_path: Path) -> None:
     extra = ["--db", str(tmp_path / "r.sqlite3")] if command == "serve" else ["--no-spool"]
-    for bad in ("99999", "65536", "-1", "http", "1.5", ""):
+    for bad in ("99999", "65536", "-1", "http", "1.5", "8_0", "\uff18\uff10", ""):
         done = _run([command, "--port", bad, *extra, "--api-key", "k"])
         line = _usage_error(done, "--port", "65535")
         assert repr(bad) in line

@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from typing import Any, Final, Optional, Sequence
 
@@ -40,10 +41,8 @@ def _missing_extra(exc: ImportError) -> int:
 
 def _port(text: str) -> int:
     """A TCP port, 1-65535, or 0 for "any free port" (tests and scripts use it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
+    # Digits only: int() would also take "8_0", " 80" and non-ASCII digits.
+    value = int(text) if re.fullmatch(r"[0-9]{1,5}", text) else -1
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(
             f"must be a port number from 1 to 65535 (0 for any free port), got {text!r}"
