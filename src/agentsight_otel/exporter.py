@@ -24,7 +24,6 @@ import threading
 import time
 import weakref
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -38,6 +37,7 @@ from agentsight_otel.config import (
     ExporterSettings,
     resolve_settings,
 )
+from agentsight_otel.daemon_pool import DaemonPool
 from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.spool import Spool
@@ -62,6 +62,8 @@ _SPOOL_BACKOFF_MAX = 15.0
 #: Longest the delivery thread sleeps without looking at the spool. Another
 #: process sharing the file (a forked server) may have left clicks in it.
 _SPOOL_POLL_SECONDS = 5.0
+#: How long shutdown() waits, after its deadline, for requests in flight to end.
+_SETTLE_SECONDS = 0.5
 #: How long the worker waits for a batch to fill before sending it.
 BATCH_LINGER_SECONDS = 0.1
 #: Concurrent requests for the one-click-per-request ``buttons`` API.
@@ -143,7 +145,9 @@ class AgentSightSpanExporter(SpanExporter):
             travels unencrypted). Default False.
         shutdown_timeout_millis: How long ``shutdown()`` (called by the SDK
             at exit) may spend delivering what is queued. Default 5,000.
-            Not read from the environment.
+            It also caps a timeout passed to ``shutdown()`` (the SDK's
+            ``BatchSpanProcessor`` passes the rest of its 30 s). Not read
+            from the environment.
 
     Raises:
         TypeError: An unknown keyword argument. Nothing else: a setting
@@ -264,15 +268,19 @@ class AgentSightSpanExporter(SpanExporter):
         self._flush_ok = True
         self._spool_backoff = 0.0
         self._spool_not_before = 0.0
-        self._pool: Optional[ThreadPoolExecutor] = None  # buttons API only, made lazily
+        self._pool: Optional[DaemonPool] = None  # buttons API only, made lazily
         #: Memory-mode ingest: batches sent by a pool while the worker takes
         #: the next one; ``_slots`` bounds how many are in flight.
-        self._senders: Optional[ThreadPoolExecutor] = None
+        self._senders: Optional[DaemonPool] = None
         self._slots = threading.BoundedSemaphore(
             self._settings.max_concurrent_requests if self._settings is not None else 1
         )
         self._in_flight = 0
         self._batches_ok = True  # no batch failed since the last flush report
+        #: Batches cut short by shutdown() are counted as dropped at shutdown
+        #: and reported in its one log line, with the last failure.
+        self._shutdown_reported = False
+        self._shutdown_detail = ""
         self._transport = (
             Transport(self._settings, self._stop, lambda: self._close_deadline)
             if self._settings is not None
@@ -449,10 +457,18 @@ class AgentSightSpanExporter(SpanExporter):
             return self._flush_ok
 
     def shutdown(self, timeout_millis: Optional[float] = None) -> None:
-        """Flush what is queued within the timeout, then stop. Idempotent."""
+        """Flush what is queued within the timeout, then stop. Idempotent.
+
+        ``timeout_millis`` can only shorten the exporter's own bound
+        (``shutdown_timeout_millis``): the SDK's ``BatchSpanProcessor`` passes
+        what is left of its 30 s, which would hold the exit that long while
+        AgentSight is unreachable.
+        """
         if self._closed:
             return
-        timeout = self._shutdown_timeout if timeout_millis is None else timeout_millis / 1000.0
+        timeout = self._shutdown_timeout
+        if timeout_millis is not None:
+            timeout = min(timeout, max(0.0, timeout_millis / 1000.0))
         deadline = time.monotonic() + timeout
         with self._cond:
             self._closing = True
@@ -471,20 +487,31 @@ class AgentSightSpanExporter(SpanExporter):
             worker.join(0.2)
         self._stop.set()
         with self._cond:
-            lost = self._pending_clicks
+            # Requests still in flight end promptly now (the stop event, and
+            # every attempt's timeout is capped to the deadline): wait a
+            # moment, so that what they could not deliver is counted and
+            # reported below, not after shutdown() returned.
+            settle = time.monotonic() + _SETTLE_SECONDS
+            while self._in_flight and settle > time.monotonic():
+                self._cond.wait(settle - time.monotonic())
+            self._counters["dropped_at_shutdown"] += self._pending_clicks
             self._pending.clear()
             self._pending_clicks = 0
             self._pending_bytes = 0
+            lost = self._counters["dropped_at_shutdown"]
+            detail = self._shutdown_detail
+            self._shutdown_reported = True
         if lost:
-            self._count("dropped_at_shutdown", lost)
+            # One line for every click this shutdown could neither deliver nor spool.
             logger.error(
-                "AgentSight exporter shut down with %d undelivered click(s) dropped%s",
+                "AgentSight exporter shut down with %d undelivered click(s) dropped%s%s",
                 lost,
-                "" if self._spool is None else " (the spool keeps what reached it)",
+                f" (last failure: {detail})" if detail else "",
+                "; the spool keeps what reached it" if self._spool is not None else "",
             )
         for pool in (self._pool, self._senders):
             if pool is not None:
-                pool.shutdown(wait=False)
+                pool.shutdown()
         if self._transport is not None:
             self._transport.close()
         if self._spool is not None:
@@ -786,12 +813,10 @@ class AgentSightSpanExporter(SpanExporter):
                     self._batches_ok = False
                 self._cond.notify_all()
 
-    def _sender_pool(self) -> ThreadPoolExecutor:
+    def _sender_pool(self) -> DaemonPool:
         if self._senders is None:
             assert self._settings is not None
-            self._senders = ThreadPoolExecutor(
-                self._settings.max_concurrent_requests, thread_name_prefix="agentsight-sender"
-            )
+            self._senders = DaemonPool(self._settings.max_concurrent_requests, "agentsight-sender")
         return self._senders
 
     def _release_direct(self, clicks: int) -> None:
@@ -862,8 +887,17 @@ class AgentSightSpanExporter(SpanExporter):
             return True
         outcome = self._deliver(records, self._deadline(closing), body)
         failed = outcome["failed"]
-        if failed:
-            self._count("dropped_after_retries", len(failed))
+        if not failed:
+            return not outcome["rejected"]
+        with self._cond:
+            # While shutting down, the shutdown bound is what cut the retries.
+            at_shutdown = self._closing and not self._shutdown_reported
+            if at_shutdown:
+                self._counters["dropped_at_shutdown"] += len(failed)
+                self._shutdown_detail = outcome["detail"]
+            else:
+                self._counters["dropped_after_retries"] += len(failed)
+        if not at_shutdown:
             self._warn.warning(
                 "gave-up",
                 "AgentSight delivery failed; dropped %d click(s) after retrying "
@@ -871,7 +905,7 @@ class AgentSightSpanExporter(SpanExporter):
                 len(failed),
                 outcome["detail"],
             )
-        return not failed and not outcome["rejected"]
+        return False
 
     def _translate(self, items: List[_Item]) -> List[ClickRecord]:
         spans = [item for item, _, _ in items if not isinstance(item, list)]
@@ -1003,11 +1037,9 @@ class AgentSightSpanExporter(SpanExporter):
         self._count("rejected", len(report["rejected"]))
         return report
 
-    def _buttons_pool(self) -> ThreadPoolExecutor:
+    def _buttons_pool(self) -> DaemonPool:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                BUTTONS_CONCURRENCY, thread_name_prefix="agentsight-buttons"
-            )
+            self._pool = DaemonPool(BUTTONS_CONCURRENCY, "agentsight-buttons")
         return self._pool
 
     def _deliver_ingest(
