@@ -223,3 +223,11 @@ def test_the_defaults_the_help_states_are_the_servers_own() -> None:
     parsed = cli.build_parser().parse_args(["bridge"])
     assert (parsed.port, parsed.max_backlog) == (bridge.DEFAULT_PORT, bridge.DEFAULT_MAX_BACKLOG)
     assert cli.build_parser().parse_args(["serve"]).port == receiver.DEFAULT_PORT
+
+
+def test_a_refusal_quoting_a_flag_value_stays_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "never.sqlite3"
+    done = _run(["serve", "--host", "evil\nFORGED line", "--port", "0", "--db", str(db)])
+    line = _one_line_refusal(done, "refusing to listen on evil\\x0aFORGED line", "--api-key")
+    assert "FORGED" in line
+    assert not db.exists()

@@ -18,6 +18,7 @@ from typing import Any, Final, Optional, Sequence
 from agentsight_otel import environment_variables as env
 from agentsight_otel.cli_settings import flag_message
 from agentsight_otel.config import DEFAULT_ENDPOINT, ConfigurationError, resolve_settings
+from agentsight_otel.logsafe import printable, scrub
 from agentsight_otel.server.exposure import BRIDGE_TOKEN_ENV
 from agentsight_otel.version import __version__
 
@@ -235,8 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refused(command: str, exc: object) -> int:
-    print(f"agentsight-otel {command}: {exc}", file=sys.stderr)
+def _refused(command: str, reason: object, secrets: Sequence[Optional[str]] = ()) -> int:
+    """One line on stderr, exit 2. ``reason`` may quote a flag's value: escaped, and
+    bounded loosely enough to keep our own advice whole."""
+    text = printable(scrub(str(reason), secrets), 1000)
+    print(f"agentsight-otel {command}: {text}", file=sys.stderr)
     return 2
 
 
@@ -256,7 +260,7 @@ def _refuse_exposed_serve(args: argparse.Namespace) -> Optional[int]:
         )
         normalise_allowed_hosts(args.allowed_host)
     except (ExposureError, HostSyntaxError) as exc:
-        return _refused("serve", exc)
+        return _refused("serve", exc, [args.api_key])
     return None
 
 
@@ -276,7 +280,7 @@ def _refuse_exposed_bridge(args: argparse.Namespace) -> Optional[int]:
         )
         normalise_allowed_hosts(args.allowed_host)
     except (ExposureError, HostSyntaxError) as exc:
-        return _refused("bridge", exc)
+        return _refused("bridge", exc, [args.api_key])
     return None
 
 
@@ -294,7 +298,7 @@ def _refuse_bad_settings(args: argparse.Namespace) -> Optional[int]:
             insecure=True if args.insecure else None,
         )
     except ConfigurationError as exc:
-        return _refused("bridge", flag_message(str(exc), args))
+        return _refused("bridge", flag_message(str(exc), args), [args.api_key])
     return None
 
 
