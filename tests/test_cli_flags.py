@@ -232,3 +232,20 @@ def test_a_refusal_quoting_a_flag_value_stays_one_line(tmp_path: Path) -> None:
     line = _one_line_refusal(done, "refusing to listen on evil\\x0aFORGED line", "--api-key")
     assert "FORGED" in line
     assert not db.exists()
+
+
+def test_start_up_failures_quoting_a_path_or_host_stay_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    db = blocker / "x\nFORGED.sqlite3"
+    _one_line_refusal_with(1, _run(["serve", "--port", "0", "--db", str(db)]), "x\\x0aFORGED")
+    bridge = ["bridge", "--host", "no\nFORGED.invalid", "--port", "0", "--no-spool"]
+    done = _run([*bridge, "--token", "t", "--endpoint", "http://127.0.0.1:9", "--api-key", "k"])
+    _one_line_refusal_with(1, done, "cannot listen on no\\x0aFORGED.invalid")
+
+
+def _one_line_refusal_with(code: int, done: subprocess.CompletedProcess[str], text: str) -> None:
+    assert done.returncode == code, done.stdout + done.stderr
+    lines = [x for x in done.stderr.strip().splitlines() if x.startswith("agentsight-otel")]
+    assert len(lines) == 1 and text in lines[0], done.stderr
+    assert "FORGED" not in done.stderr.replace(lines[0], "")

@@ -242,7 +242,8 @@ def bridge_from_args(args: Any) -> int:
     """``agentsight-otel bridge``: run the bridge in the foreground until Ctrl-C."""
 
     def err(text: str) -> None:
-        print(f"agentsight-otel bridge: {text}", file=sys.stderr)
+        # Escaped: a path or host given on the command line may hold a newline.
+        print(f"agentsight-otel bridge: {printable(text, 1000)}", file=sys.stderr)
 
     spool: Optional[str] = None
     if not args.no_spool:

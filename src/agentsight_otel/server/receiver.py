@@ -570,7 +570,8 @@ def serve_from_args(args: Any) -> int:
     specs: Sequence[str] = getattr(args, "fault", None) or []
 
     def err(text: str) -> None:
-        print(f"agentsight-otel serve: {text}", file=sys.stderr)
+        # Escaped: a path or host given on the command line may hold a newline.
+        print(f"agentsight-otel serve: {printable(text, 1000)}", file=sys.stderr)
 
     try:
         plan = FaultPlan.from_specs(specs)
