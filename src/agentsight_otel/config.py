@@ -66,7 +66,8 @@ class Secret:
 
 @dataclass(frozen=True)
 class ExporterSettings:
-    api_key: Secret = field(repr=False)
+    #: None only for a loopback endpoint: then no ``Authorization`` is sent.
+    api_key: Optional[Secret] = field(repr=False)
     endpoint: str
     environment: Optional[str]
     api: str
@@ -84,6 +85,10 @@ class ExporterSettings:
     def url(self, path: str) -> str:
         """Join base and path keeping exactly one slash and the trailing one."""
         return self.endpoint.rstrip("/") + path
+
+    def key_text(self) -> str:
+        """The key, or ``""`` when there is none (to scrub from text: nothing)."""
+        return "" if self.api_key is None else self.api_key.reveal()
 
 
 def _shown(value: Any) -> str:
@@ -171,12 +176,15 @@ def resolve_settings(
     # Stripped and blank-as-absent, as the environment path already does: a
     # key pasted with its trailing newline is still the key.
     key = None if key is None else (str(key).strip() or None)
-    if key is None:
+    if key is None and not is_loopback(host):
+        # A loopback endpoint (the local receiver, a sidecar) may take none:
+        # nothing then leaves the machine, and no Authorization is sent.
         raise ConfigurationError(
-            f"no API key: set {env.AGENTSIGHT_API_KEY} or pass api_key= (the local "
-            "receiver started without --api-key accepts any key)"
+            f"no API key: set {env.AGENTSIGHT_API_KEY} or pass api_key= (a key is "
+            f"required for every endpoint but a loopback one; {printable(host, 80)} is "
+            "not loopback)"
         )
-    if not _KEY_CHARACTERS.fullmatch(key):
+    if key is not None and not _KEY_CHARACTERS.fullmatch(key):
         # Never quote it, nor the offending character: both are the key.
         raise ConfigurationError(
             "api_key may contain only printable ASCII characters, with no spaces or "
@@ -195,7 +203,7 @@ def resolve_settings(
         )
     spool = _pick(spool_path, source, env.OTEL_EXPORTER_AGENTSIGHT_SPOOL_PATH)
     return ExporterSettings(
-        api_key=Secret(str(key)),
+        api_key=None if key is None else Secret(str(key)),
         endpoint=base,
         # As AgentSight stores it ("prod" -> "production"); the transport
         # sends it only once it is known to exist (see environment.py).

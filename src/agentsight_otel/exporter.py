@@ -110,8 +110,9 @@ class AgentSightSpanExporter(SpanExporter):
 
     Args:
         api_key: The AgentSight API key, sent as ``Authorization: Api-Key
-            <key>``; required (a local receiver started without
-            ``--api-key`` accepts any). Stripped; it must be printable
+            <key>``; required, except for a loopback endpoint (without one,
+            no ``Authorization`` is sent, which a local receiver started
+            without ``--api-key`` accepts). Stripped; it must be printable
             ASCII with no inner spaces. Never logged nor shown in a repr.
         endpoint: Base URL. Default ``https://api.agentsight.io``. Plain
             ``http://`` is refused for a non-loopback host unless

@@ -171,7 +171,8 @@ class Transport:
                 "User-Agent": _USER_AGENT,
             }
         )
-        session.headers["Authorization"] = "Api-Key " + self._settings.api_key.reveal()
+        if self._settings.api_key is not None:  # none for a loopback endpoint without a key
+            session.headers["Authorization"] = "Api-Key " + self._settings.api_key.reveal()
         if is_loopback(connect_host(self._settings.endpoint)):
             # HTTP(S)_PROXY would carry the key off this machine (and NO_PROXY
             # rarely lists loopback); .netrc would replace our Authorization.
@@ -184,7 +185,7 @@ class Transport:
 
     def _safe(self, text: str) -> str:
         """Library or server text made fit for a log line: no key, one line, bounded."""
-        return printable(scrub(text, [self._settings.api_key.reveal()]), 300)
+        return printable(scrub(text, [self._settings.key_text()]), 300)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # best effort; nothing to tell anyone
@@ -313,7 +314,7 @@ class Transport:
                 Result(Outcome.GAVE_UP, status, f"HTTP {status}"),
                 parse_retry_after(response.headers.get("Retry-After")),
             )
-        detail, blocks = describe_rejection(response, self._settings.api_key.reveal())
+        detail, blocks = describe_rejection(response, self._settings.key_text())
         return _Attempt(False, Result(Outcome.REJECTED, status, detail, rejected_blocks=blocks))
 
 

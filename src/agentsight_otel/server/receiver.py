@@ -24,8 +24,9 @@ Write side — authenticated with ``Authorization: Api-Key <key>``:
 
 A bad or missing key gets **403 on ingest** (as the real backend answers
 there) and **401 elsewhere** (with ``WWW-Authenticate: Api-Key``). When the
-server was started without a key, *any* key is accepted, but the header must
-still be present and well-formed so a client that forgets it is caught.
+server was started without a key, *any* key is accepted, and so is a request
+without the header (an exporter with no key, allowed for a loopback
+endpoint, sends none); a header that is present must be well-formed.
 Keys are compared in constant time and never echoed.
 
 Read side — **no authentication**, because this is a loopback dev tool (bind
@@ -140,7 +141,9 @@ class _Receiver:
         """Why the request is not authenticated, or ``None`` if it is."""
         header = request.headers.get("authorization")
         if not header:
-            return "Authentication credentials were not provided."
+            # Without --api-key, an exporter with no key (allowed for a
+            # loopback endpoint) sends none; a wrong scheme is still refused.
+            return None if self._key is None else "Authentication credentials were not provided."
         scheme, _, presented = header.strip().partition(" ")
         presented = presented.strip()
         if scheme.lower() != _AUTH_SCHEME or not presented:
@@ -458,7 +461,7 @@ def create_app(
 ) -> Starlette:
     """The receiver as a Starlette app (see the module docstring for its routes).
 
-    ``api_key=None`` (or empty) accepts any well-formed ``Api-Key`` header.
+    ``api_key=None`` (or empty) accepts any well-formed ``Api-Key`` header, or none.
     ``faults`` defaults to an empty plan, switchable at run time through
     ``/_control/faults``; pass your own to keep a handle on it.
     ``allowed_hosts``: Host names served besides localhost, loopback and the
