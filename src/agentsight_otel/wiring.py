@@ -9,6 +9,7 @@ queue (and spool), on the caller's thread, without I/O.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -20,11 +21,15 @@ from agentsight_otel.api_types import ExporterOptions
 from agentsight_otel.compact import compact
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
+from agentsight_otel.provider_order import watch_for_a_later_provider
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
 elif TYPE_CHECKING:  # only annotations use it, and they are never evaluated here
     from typing_extensions import Unpack
+
+
+logger = logging.getLogger("agentsight_otel")
 
 
 class ClickSpanProcessor(SpanProcessor):
@@ -92,6 +97,11 @@ def configure(
     ``OTEL_TRACES_EXPORTER=agentsight`` under ``opentelemetry-instrument``),
     so calling it twice, or after auto-instrumentation, is harmless.
 
+    Call it *after* the application's own ``trace.set_tracer_provider(...)``:
+    OpenTelemetry keeps the first global provider, so a provider set after
+    ``configure()`` set one is ignored (with its exporters); ``configure()``
+    then logs a warning saying so and naming the fix.
+
     Example::
 
         agentsight_otel.configure()  # AGENTSIGHT_API_KEY etc. from the environment
@@ -136,14 +146,25 @@ def configure(
             f"({', '.join(sorted(exporter_arguments))}); pass one or the other"
         )
     provider: Any = tracer_provider or trace.get_tracer_provider()
+    mine: Optional[TracerProvider] = None
     if not isinstance(provider, TracerProvider):
         if tracer_provider is not None:
             raise TypeError("configure() needs an OpenTelemetry SDK TracerProvider")
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
+        mine = TracerProvider()
+        trace.set_tracer_provider(mine)
         provider = trace.get_tracer_provider()  # another thread may have won the race
         if not isinstance(provider, TracerProvider):
             raise TypeError("the global tracer provider is not an OpenTelemetry SDK TracerProvider")
+    if provider is mine:
+        # OpenTelemetry keeps the first provider: an application that sets
+        # its own after this is ignored. Said here (INFO: configure() alone is
+        # the documented setup) and, as a warning, if that happens.
+        logger.info(
+            "agentsight_otel.configure(): no tracer provider was set, so a new SDK "
+            "TracerProvider is now the global one; an application that sets its own "
+            "must call trace.set_tracer_provider(...) before configure()"
+        )
+        watch_for_a_later_provider(provider)
     if find_agentsight(provider) is not None:
         return None
     processor = ClickSpanProcessor(exporter or AgentSightSpanExporter(**exporter_arguments))
