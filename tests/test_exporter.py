@@ -477,3 +477,35 @@ def test_an_unreadable_spool_record_is_set_aside_and_the_rest_delivered(
     assert stats["quarantined"] == 1 and stats["spooled"] == 0
     logged = [m for m in caplog.messages if broken in m]
     assert len(logged) == 1 and "unreadable" in logged[0]
+
+
+@pytest.mark.parametrize("api", ["ingest", "buttons"])
+def test_the_shutdown_bound_caps_the_sdk_budget_and_every_cut_click_is_counted(
+    agentsight_server: ScriptedServer, caplog: pytest.LogCaptureFixture, api: str
+) -> None:
+    # Issue 13 item 1. The server answers, but later than the exporter's own
+    # shutdown bound: with the BatchSpanProcessor's 30 s handed on (before the
+    # cap) every click was delivered after a wait of 3 s; with the cap, they
+    # are dropped at shutdown, counted before shutdown() returns, and said once.
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    agentsight_server.script = lambda request: Reply(200, {}, delay=3.0)
+    exporter = AgentSightSpanExporter(
+        api_key=KEY, endpoint=agentsight_server.url, api=api, shutdown_timeout_millis=500
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracker = Tracker("conv-shutdown", tracer_provider=provider)
+    for i in range(10):
+        tracker.track_button("evt", "label", f"v{i}")
+    with caplog.at_level(logging.ERROR, logger="agentsight_otel"):
+        provider.shutdown()  # the SDK passes the rest of its 30 s
+    stats = exporter.statistics()
+    assert stats["delivered"] == 0
+    assert stats["dropped_at_shutdown"] == 10
+    assert stats["queued"] == 0 and stats["dropped_after_retries"] == 0
+    said = [r.getMessage() for r in caplog.records if "shut down with" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "AgentSight exporter shut down with 10 undelivered click(s) dropped (last failure:"
+    ), said
+    assert KEY not in caplog.text

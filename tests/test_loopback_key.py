@@ -130,7 +130,9 @@ def test_the_local_receiver_without_a_key_stores_what_a_keyless_exporter_sends(
     assert exporter.statistics()["delivered"] == 3
 
 
-def test_a_keyless_exporter_is_refused_by_a_receiver_that_has_a_key(tmp_path: Path) -> None:
+def test_a_keyless_exporter_is_refused_by_a_receiver_that_has_a_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # The friendlier rule does not weaken a receiver that asks for a key.
     with running_receiver(tmp_path / "keyed.sqlite3", api_key="receiver-key") as receiver:
         exporter = AgentSightSpanExporter(endpoint=receiver.url, retry_deadline=1.0)
@@ -141,6 +143,9 @@ def test_a_keyless_exporter_is_refused_by_a_receiver_that_has_a_key(tmp_path: Pa
             exporter.shutdown()
         assert receiver.store.click_ids() == []
     assert exporter.statistics()["rejected"] == 1
+    # The log says what is missing, not that a key was refused.
+    assert "asks for an API key and none is set" in caplog.text
+    assert "set AGENTSIGHT_API_KEY" in caplog.text
 
 
 # -- agentsight-otel bridge ------------------------------------------------------

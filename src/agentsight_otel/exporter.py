@@ -1084,11 +1084,14 @@ class AgentSightSpanExporter(SpanExporter):
         report["detail"] = result.detail or f"HTTP {result.status}"
         auth = result.status in _AUTH_STATUSES
         if auth:
+            keyless = self._settings is not None and self._settings.api_key is None
             self._warn.error(
                 "auth",
-                "AgentSight refused the API key (HTTP %s)%s; check AGENTSIGHT_API_KEY",
+                "AgentSight %s (HTTP %s)%s; %s AGENTSIGHT_API_KEY",
+                "asks for an API key and none is set" if keyless else "refused the API key",
                 result.status,
                 "; spooled clicks are kept until it is fixed" if self._spool else "",
+                "set" if keyless else "check",
             )
         # With a spool, an auth failure keeps the clicks: a fixed key delivers them.
         if result.outcome is Outcome.REJECTED and not (auth and self._spool is not None):
