@@ -22,18 +22,16 @@ import os
 import time
 from contextvars import ContextVar, Token
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace.propagation import _SPAN_KEY
 
 from agentsight_otel import metadata as _metadata
+from agentsight_otel._sdk import current_span_reader, span_room_and_limits, tracer_span_limits
 from agentsight_otel.api_types import TrackedClick
 from agentsight_otel.errors import (
     InvalidButtonError,
@@ -66,37 +64,7 @@ _active_conversation: ContextVar[Optional[str]] = ContextVar(
 )
 
 
-def _current_span_reader() -> Callable[[], trace.Span]:
-    """``trace.get_current_span``, at a quarter of its cost when it can be.
-
-    The public call goes through four Python frames (``get_current_span``,
-    ``get_value``, ``get_current``, the runtime context's ``get_current``) to
-    read one ContextVar: about 300 ns of ``track_button``'s 3.5 us on top of
-    ``add_event``. With the default contextvars runtime context (every
-    install unless ``OTEL_PYTHON_CONTEXT`` names another), that ContextVar is
-    read directly; the answer is the same (a test holds the two equal), and
-    any other runtime context, or one swapped in later, gets the public call.
-    """
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    if type(runtime) is not ContextVarsRuntimeContext or not isinstance(variable, ContextVar):
-        return trace.get_current_span
-    read = variable.get
-    invalid = trace.INVALID_SPAN
-    public = trace.get_current_span
-
-    def current_span() -> trace.Span:
-        if otel_context._RUNTIME_CONTEXT is not runtime:
-            return public()
-        span = read().get(_SPAN_KEY)
-        if type(span) is SdkSpan or isinstance(span, trace.Span):
-            return span
-        return invalid  # as the public call answers for no span (or not a span)
-
-    return current_span
-
-
-current_span = _current_span_reader()
+current_span = current_span_reader()
 
 
 _second_cache: List[Any] = [None, ""]  # [unix second, its second_template]
@@ -313,24 +281,6 @@ def _check_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> D
     return attributes
 
 
-def _room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
-    """Whether a recording span has room for a click, and its SDK limits.
-
-    The SDK evicts a span's *oldest* events once it holds ``max_events``, so
-    a click placed on a nearly full span could be pushed out by the
-    application's later events. Clicks therefore only go on a span that is
-    at most three quarters full; otherwise they get their own child span.
-    A span that is not the SDK's has nothing to go by: room, no limits.
-    """
-    try:
-        limits = span._limits
-        limit = limits.max_events
-        held = len(span._events)
-    except (AttributeError, TypeError):
-        return True, None
-    return (limit is None or held < limit - limit // 4), limits
-
-
 class Tracker:
     """Records clicks; the object AgentSight's ``track_button`` page calls ``tracker``.
 
@@ -525,7 +475,7 @@ class Tracker:
                 max_events = limits.max_events  # type: ignore[union-attr]
                 room = max_events is None or len(span._events) < max_events - max_events // 4  # type: ignore[attr-defined]
             except (AttributeError, TypeError):
-                room, limits = _room_and_limits(span)
+                room, limits = span_room_and_limits(span)
         if room:
             if limits is not None and (
                 limits.max_attribute_length is not None
@@ -539,7 +489,7 @@ class Tracker:
             carrier = span
         else:
             tracer = self._always_on_tracer()
-            attributes = _check_limits(attributes, getattr(tracer, "_span_limits", None))
+            attributes = _check_limits(attributes, tracer_span_limits(tracer))
             carrier = tracer.start_span(BUTTON_SPAN_NAME, start_time=now)
             carrier.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
             carrier.end(end_time=now)
