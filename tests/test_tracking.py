@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import datetime
 from typing import Any
@@ -374,3 +378,56 @@ def test_current_span_follows_a_runtime_context_swapped_in_later(
     with provider.get_tracer("test").start_as_current_span("here") as here:
         assert trace.get_current_span() is here
         assert current_span() is here
+
+
+# --- The click span's resource follows the provider's ------------------------
+
+_FORKED_CLICK = """
+import json, os, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from agentsight_otel import Tracker
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+tracker = Tracker("c", tracer_provider=provider)
+tracker.track_button("e", "l", "parent")  # no current span: the click gets its own
+read, write = os.pipe()
+child = os.fork()
+if child == 0:
+    os.close(read)
+    exporter.clear()
+    tracker.track_button("e", "l", "child")
+    with provider.get_tracer("app").start_as_current_span("app"):
+        pass
+    pids = {s.name: s.resource.attributes.get("process.pid") for s in exporter.get_finished_spans()}
+    os.write(write, json.dumps({"child": os.getpid(), "spans": pids}).encode())
+    os._exit(0)
+os.close(write)
+with os.fdopen(read) as answer:
+    text = answer.read()
+os.waitpid(child, 0)
+print(text)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_click_span_in_a_forked_child_carries_the_childs_resource() -> None:
+    """The SDK re-detects process-dependent resource attributes in a forked
+    child and pushes them to the tracers it made: a click's own span must
+    carry the child's process.pid, as the application's spans do."""
+    environment = {**os.environ, "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "process"}
+    done = subprocess.run(
+        [sys.executable, "-c", _FORKED_CLICK],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if answer["spans"]["app"] != answer["child"]:
+        pytest.skip("this SDK does not refresh the resource in a forked child")
+    assert answer["spans"][BUTTON_SPAN_NAME] == answer["child"]

@@ -12,14 +12,18 @@ Nothing here does I/O; importing it loads only the OpenTelemetry API/SDK.
 
 from __future__ import annotations
 
+import copy
+from collections import deque
 from contextvars import ContextVar
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 try:  # the key trace.set_span_in_context writes under; named by the API
     from opentelemetry.trace.propagation import _SPAN_KEY as SPAN_KEY
@@ -94,3 +98,94 @@ def tracer_span_limits(tracer: Any) -> Optional[SpanLimits]:
     """The limits an SDK tracer gives the spans it starts, or None."""
     limits = getattr(tracer, "_span_limits", None)
     return limits if isinstance(limits, SpanLimits) else None
+
+
+def always_recording_tracer(tracer: SdkTracer, previous: Optional[SdkTracer]) -> SdkTracer:
+    """``tracer`` with its sampler replaced by ``ALWAYS_ON``; ``previous``
+    again when it is still an exact such copy.
+
+    A copy shares the provider's processors, resource and limits, so a click
+    span it starts is exported like any other. The SDK's public API offers no
+    per-span sampling override, hence the copy. The provider pushes updates
+    to the tracers it made, never to the copy, by rebinding their attributes
+    (the resource re-detected in a forked child, a new tracer configuration),
+    so the copy is rebuilt whenever any attribute of the original, other
+    than the sampler, is no longer the very object the copy holds.
+    """
+    if previous is not None:
+        current = vars(tracer)
+        held = vars(previous)
+        if len(current) == len(held) and all(
+            held.get(name, _MISSING) is value
+            for name, value in current.items()
+            if name != "sampler"
+        ):
+            return previous
+    copied = copy.copy(tracer)
+    copied.sampler = ALWAYS_ON
+    return copied
+
+
+_MISSING = object()
+
+
+# --- Reading finished spans (the exporter side: wire/spans.py) ---------------
+
+
+def finished_events(span: Any) -> Sequence[Any]:
+    """A finished span's events, as cheaply as they can be read.
+
+    The SDK's ``events`` property copies its ``BoundedList`` through a
+    Python iterator under a lock, and this runs in ``on_end`` on the
+    application's thread for every span it ends. An ended SDK span refuses
+    new events, so its list no longer changes and the deque behind it is
+    read directly; anything else (a span not yet ended, one that is not the
+    SDK's) gets the public property.
+    """
+    events = getattr(getattr(span, "_events", None), "_dq", None)
+    if type(events) is deque and getattr(span, "_end_time", None) is not None:
+        return events
+    return span.events  # type: ignore[no-any-return]
+
+
+def public_finished_events(span: Any) -> Sequence[Any]:
+    """:func:`finished_events` through the public property: the reference."""
+    return span.events  # type: ignore[no-any-return]
+
+
+def event_attributes(event: Any) -> Mapping[str, Any]:
+    """An event's attributes as a plain mapping, read-only.
+
+    The SDK's ``BoundedAttributes`` copies itself on every iteration and
+    answers ``.get()`` through the Mapping ABC and its truth test through a
+    Python ``__len__``; the plain dict it wraps is read instead when present
+    (event attributes are immutable once recorded, so sharing it is safe).
+    """
+    attributes = event.attributes
+    if attributes is None:
+        return {}
+    inner = getattr(attributes, "_dict", None)
+    return inner if type(inner) is dict else attributes  # type: ignore[no-any-return]
+
+
+def public_event_attributes(event: Any) -> Mapping[str, Any]:
+    """:func:`event_attributes` through the public Mapping: the reference."""
+    attributes = event.attributes
+    return {} if attributes is None else dict(attributes)
+
+
+# --- Delivery threads must not trace themselves --------------------------------
+
+try:  # public in recent APIs; the SDK's own _export sets it around export()
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_INSTRUMENTATION_KEY
+except ImportError:  # pragma: no cover - older APIs used the plain string key
+    SUPPRESS_INSTRUMENTATION_KEY = "suppress_instrumentation"  # type: ignore[assignment]
+
+
+def suppress_instrumentation() -> object:
+    """Mark the calling thread's context so instrumented HTTP libraries
+    (requests, urllib3, httpx) record no span for what it sends; returns the
+    token ``otel_context.detach`` takes. Every delivery thread calls it first:
+    otherwise each ``POST /api/ingest/`` shows up in the application's traces.
+    """
+    return otel_context.attach(otel_context.set_value(SUPPRESS_INSTRUMENTATION_KEY, True))

@@ -15,7 +15,6 @@ trace id.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import os
@@ -28,10 +27,14 @@ from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from agentsight_otel import metadata as _metadata
-from agentsight_otel._sdk import current_span_reader, span_room_and_limits, tracer_span_limits
+from agentsight_otel._sdk import (
+    always_recording_tracer,
+    current_span_reader,
+    span_room_and_limits,
+    tracer_span_limits,
+)
 from agentsight_otel.api_types import TrackedClick
 from agentsight_otel.errors import (
     InvalidButtonError,
@@ -322,7 +325,7 @@ class Tracker:
             None if conversation_id is None else _conversation_argument(conversation_id)
         )
         self._tracer_provider = tracer_provider
-        self._always_on: Optional[Tuple[object, SdkTracer]] = None
+        self._always_on: Optional[Tuple[object, SdkTracer, SdkTracer]] = None
 
     @property
     def conversation_id(self) -> Optional[str]:
@@ -336,15 +339,15 @@ class Tracker:
         provider = self._tracer_provider or trace.get_tracer_provider()
         cached = self._always_on
         if cached is not None and cached[0] is provider:
-            return cached[1]
-        tracer = provider.get_tracer(_TRACER_SCOPE, __version__)
-        if not isinstance(tracer, SdkTracer):
-            raise TracingNotConfiguredError()
-        # A copy shares the provider's processors, resource and limits; only
-        # its sampler differs, so the click span is exported like any other.
-        always_on = copy.copy(tracer)
-        always_on.sampler = ALWAYS_ON
-        self._always_on = (provider, always_on)
+            tracer, previous = cached[1], cached[2]
+        else:
+            found = provider.get_tracer(_TRACER_SCOPE, __version__)
+            if not isinstance(found, SdkTracer):
+                raise TracingNotConfiguredError()
+            tracer, previous = found, None
+        always_on = always_recording_tracer(tracer, previous)
+        if always_on is not previous:
+            self._always_on = (provider, tracer, always_on)
         return always_on
 
     def track_button(
