@@ -26,9 +26,12 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 try:  # the key trace.set_span_in_context writes under; named by the API
-    from opentelemetry.trace.propagation import _SPAN_KEY as SPAN_KEY
+    from opentelemetry.trace.propagation import _SPAN_KEY
 except ImportError:  # pragma: no cover - every supported API version has it
-    SPAN_KEY = "current-span"
+    _SPAN_KEY = "current-span"
+
+#: The context key of the current span.
+SPAN_KEY: str = _SPAN_KEY
 
 
 def public_current_span() -> trace.Span:

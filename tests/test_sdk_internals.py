@@ -1,0 +1,164 @@
+"""Each private OpenTelemetry read in ``_sdk.py`` answers as its public fallback.
+
+``_sdk.py`` is the only module that reads SDK internals; these tests hold
+every fast path equal to the public route it stands in for, so an SDK
+release that changes an internal shows up here rather than as a wrong click.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+
+from agentsight_otel import _sdk
+
+
+def own_provider(**kwargs: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(**kwargs)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+# --- The current span --------------------------------------------------------
+
+
+def test_current_span_is_what_the_public_api_answers() -> None:
+    """The direct ContextVar read answers exactly as trace.get_current_span."""
+    current_span = _sdk.current_span_reader()
+    public = _sdk.public_current_span
+    provider, _ = own_provider()
+    tracer = provider.get_tracer("test")
+    assert current_span() is public() is trace.INVALID_SPAN
+    with tracer.start_as_current_span("outer") as outer:
+        assert current_span() is outer is public()
+        with tracer.start_as_current_span("inner") as inner:
+            assert current_span() is inner is public()
+        assert current_span() is outer
+        remote = trace.NonRecordingSpan(
+            trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1))
+        )
+        with trace.use_span(remote):
+            assert current_span() is remote is public()
+
+        async def in_a_task() -> Any:
+            return current_span(), public()
+
+        ours, theirs = asyncio.run(in_a_task())  # a task runs in a copy of this context
+        assert ours is theirs is outer
+    token = otel_context.attach(otel_context.set_value(_sdk.SPAN_KEY, "not a span"))
+    try:
+        assert current_span() is public() is trace.INVALID_SPAN
+    finally:
+        otel_context.detach(token)
+
+
+def test_current_span_follows_a_runtime_context_swapped_in_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another runtime context (OTEL_PYTHON_CONTEXT) gets the public call."""
+    current_span = _sdk.current_span_reader()
+
+    class OtherRuntime(ContextVarsRuntimeContext):
+        pass
+
+    monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", OtherRuntime())
+    provider, _ = own_provider()
+    with provider.get_tracer("test").start_as_current_span("here") as here:
+        assert trace.get_current_span() is here
+        assert current_span() is here
+        assert _sdk.current_span_reader()() is here  # built under the other runtime
+
+
+def test_the_span_key_is_the_one_the_api_writes() -> None:
+    provider, _ = own_provider()
+    span = provider.get_tracer("test").start_span("s")
+    assert trace.set_span_in_context(span).get(_sdk.SPAN_KEY) is span
+
+
+# --- A span's room for one more click ----------------------------------------
+
+
+@pytest.mark.parametrize("max_events", [None, 1, 4, 8, 128])
+def test_room_on_a_span_is_what_its_public_events_say(max_events: Any) -> None:
+    """With the limits the SDK reads from the environment, the private read
+    (``_limits``, ``len(_events)``) and the public one (``SpanLimits()``,
+    ``len(span.events)``) agree at every fill level."""
+    limits = SpanLimits() if max_events is None else SpanLimits(max_events=max_events)
+    provider, _ = own_provider(span_limits=limits)
+    span = provider.get_tracer("test").start_span("s")
+    for _ in range(10):
+        fast_room, fast_limits = _sdk.span_room_and_limits(span)
+        held = len(span.events)  # type: ignore[attr-defined]
+        limit = limits.max_events
+        assert fast_room == (limit is None or held < limit - limit // 4)
+        assert fast_limits is limits
+        span.add_event("e")
+    span.end()
+
+
+def test_room_on_a_span_of_default_limits_matches_the_public_fallback() -> None:
+    provider, _ = own_provider()
+    span = provider.get_tracer("test").start_span("s")
+    for _ in range(200):
+        fast_room, fast_limits = _sdk.span_room_and_limits(span)
+        public_room, public_limits = _sdk.public_span_room_and_limits(span)
+        assert fast_room == public_room
+        assert fast_limits is not None and public_limits is not None
+        assert fast_limits.max_events == public_limits.max_events
+        span.add_event("e")
+    span.end()
+
+
+def test_a_span_that_is_not_the_sdks_has_room_and_no_limits() -> None:
+    remote = trace.NonRecordingSpan(trace.SpanContext(1, 2, is_remote=True))
+    assert _sdk.span_room_and_limits(remote) == (True, None)
+    assert _sdk.public_span_room_and_limits(remote) == (True, None)
+
+
+def test_tracer_span_limits_are_the_providers() -> None:
+    limits = SpanLimits(max_events=7, max_attribute_length=50)
+    provider, _ = own_provider(span_limits=limits)
+    tracer = provider.get_tracer("test")
+    assert _sdk.tracer_span_limits(tracer) is limits
+    span = tracer.start_span("s")
+    assert _sdk.span_room_and_limits(span)[1] is limits
+    span.end()
+    assert _sdk.tracer_span_limits(trace.NoOpTracer()) is None
+
+
+# --- The always-recording copy of a tracer -----------------------------------
+
+
+def test_always_recording_tracer_records_under_a_sampler_that_drops_everything() -> None:
+    provider, exporter = own_provider(sampler=ALWAYS_OFF)
+    tracer = provider.get_tracer("test")
+    always_on = _sdk.always_recording_tracer(tracer, None)  # type: ignore[arg-type]
+    assert always_on.sampler is ALWAYS_ON and tracer.sampler is ALWAYS_OFF  # type: ignore[attr-defined]
+    always_on.start_span("kept").end()
+    tracer.start_span("dropped").end()
+    assert [s.name for s in exporter.get_finished_spans()] == ["kept"]
+
+
+def test_always_recording_tracer_is_kept_until_the_provider_rebinds_the_original() -> None:
+    provider, exporter = own_provider(resource=Resource.create({"process.pid": 1}))
+    tracer = provider.get_tracer("test")
+    first = _sdk.always_recording_tracer(tracer, None)  # type: ignore[arg-type]
+    assert _sdk.always_recording_tracer(tracer, first) is first  # type: ignore[arg-type]
+    # What the provider does in a forked child: a new resource for its tracers.
+    tracer.resource = Resource.create({"process.pid": 2})  # type: ignore[attr-defined]
+    second = _sdk.always_recording_tracer(tracer, first)  # type: ignore[arg-type]
+    assert second is not first and second.sampler is ALWAYS_ON
+    second.start_span("click").end()
+    [span] = exporter.get_finished_spans()
+    assert span.resource.attributes["process.pid"] == 2
