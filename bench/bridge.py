@@ -31,7 +31,8 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from agentsight_otel.server.otlp import PROTOBUF, decode_request, records_from_request
 from agentsight_otel.server.otlp_bounds import UNWALKED_MESSAGES, message_upper_bound
-from agentsight_otel.translate import encode_ingest, records_from_spans
+from agentsight_otel.wire.ingest import encode_ingest
+from agentsight_otel.wire.spans import records_from_spans
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from translate import batches, our_spans

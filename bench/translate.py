@@ -40,7 +40,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import Tracker
 from agentsight_otel.config import resolve_settings
-from agentsight_otel.translate import encode_ingest, records_from_spans
+from agentsight_otel.wire.ingest import encode_ingest
+from agentsight_otel.wire.spans import records_from_spans
 
 METADATA = {"product_name": "Wireless Headphones", "price": 99.99, "category": "electronics"}
 PER_TURN = 50  # clicks per agent span (one conversation turn)

@@ -13,7 +13,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import Tracker
-from agentsight_otel.translate import ingest_payload, records_from_spans
+from agentsight_otel.wire.spans import records_from_spans
+
+from reference_payload import ingest_payload
 
 CLICKS: list[dict[str, Any]] = [
     {

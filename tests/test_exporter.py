@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
-from agentsight_otel.translate import ClickRecord
+from agentsight_otel.wire.records import ClickRecord
 
 from scripted_server import Reply, ScriptedServer
 

@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import InvalidButtonError, Tracker
-from agentsight_otel.metadata import unflatten
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, METADATA_JSON
+from agentsight_otel.wire.unflatten import unflatten
 
 
 def provider_with_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> tuple[Any, Any]:

@@ -10,16 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentsight_otel.errors import InvalidButtonError
-from agentsight_otel.metadata import (
-    MAX_DEPTH,
-    MAX_LEAVES,
-    NULLS_KEY,
-    flatten,
-    unflatten,
-    unflatten_valid,
-    unflatten_valid_json,
-)
+from agentsight_otel.metadata import MAX_DEPTH, MAX_LEAVES, flatten
+from agentsight_otel.semconv import METADATA_NULLS as NULLS_KEY
 from agentsight_otel.semconv import METADATA_PREFIX
+from agentsight_otel.wire import unflatten as wire_unflatten
+from agentsight_otel.wire.unflatten import unflatten, unflatten_valid_json
+
+
+def unflatten_valid(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The metadata object alone, as the translator reads it."""
+    return unflatten_valid_json(attributes)[0]
+
 
 # Keys deliberately include the characters the path syntax uses.
 keys = st.one_of(
@@ -222,7 +223,7 @@ def test_name_caches_stay_bounded_and_correct() -> None:
         assert flat == {f"{METADATA_PREFIX}k{i}": i, f"{METADATA_PREFIX}fixed": "v"}
         assert unflatten_valid(flat) == metadata
     assert len(md._flat_names) <= md._FLAT_NAMES_CACHED
-    assert len(md._flat_plans) <= md._FLAT_PLANS_CACHED
+    assert len(wire_unflatten._flat_plans) <= wire_unflatten._FLAT_PLANS_CACHED
     assert unflatten_valid({METADATA_PREFIX + "a.b": 1}) == {"a": {"b": 1}}  # not a plain name
 
 
@@ -253,11 +254,9 @@ class _Name(str):
 
 
 def test_str_subclass_names_are_read_but_never_planned() -> None:
-    from agentsight_otel import metadata as md
-
     attributes = {_Name(METADATA_PREFIX + "k"): 5, "agentsight.click_id": "c"}
     assert unflatten_valid_json(attributes) == ({"k": 5}, '{"k": 5}')
-    assert all(type(name) is str for shape in md._flat_plans for name in shape)
+    assert all(type(name) is str for shape in wire_unflatten._flat_plans for name in shape)
 
 
 class _Unreadable(dict):  # type: ignore[type-arg]

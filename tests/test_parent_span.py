@@ -17,8 +17,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
 from agentsight_otel.semconv import INGEST_PARENT_SPAN_ID
 from agentsight_otel.server.receiver import running_receiver
-from agentsight_otel.translate import encode, encode_ingest, ingest_payload, records_from_spans
+from agentsight_otel.wire.ingest import encode_ingest
+from agentsight_otel.wire.spans import records_from_spans
 
+from reference_payload import encode, ingest_payload
 from scripted_server import ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"

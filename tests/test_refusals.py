@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentsight_otel import InvalidButtonError, Tracker, track_button
 from agentsight_otel import metadata as metadata_module
 from agentsight_otel.errors import MAX_FIELD_CHARS, MAX_RULE_CHARS
+from agentsight_otel.wire.unflatten import unflatten_valid_json
 
 #: The longest message a refusal may carry: a bounded field, ": ", a bounded
 #: rule, each possibly cut with "...".
@@ -224,7 +225,7 @@ def test_refused_attribute_shapes_are_not_cached_as_plans() -> None:
             f"agentsight.metadata.refused-{index}-" + "p" * 70_000: 1,
         }
         with pytest.raises(InvalidButtonError):
-            metadata_module.unflatten_valid_json(attributes)
+            unflatten_valid_json(attributes)
     assert _cached()["flat_plans"] == before
 
 

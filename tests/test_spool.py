@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentsight_otel.spool import Spool
-from agentsight_otel.translate import ClickRecord
+from agentsight_otel.wire.records import ClickRecord
 
 
 def record(n: int) -> ClickRecord:

@@ -1,4 +1,4 @@
-"""translate.py: finished spans -> click records -> payloads."""
+"""wire/: finished spans -> click records -> payloads."""
 
 from __future__ import annotations
 
@@ -14,23 +14,20 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import Tracker
+from agentsight_otel._sdk import finished_events
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.tracking import iso_timestamp
-from agentsight_otel.translate import (
+from agentsight_otel.wire.buttons import buttons_body
+from agentsight_otel.wire.ingest import encode_ingest, ingest_span_id, metadata_json
+from agentsight_otel.wire.records import (
     InvalidClick,
-    buttons_body,
-    encode,
-    encode_ingest,
-    finished_events,
-    ingest_payload,
-    ingest_span_id,
-    metadata_json,
     record_from_event,
     record_from_json,
     record_to_json,
-    records_from_spans,
 )
+from agentsight_otel.wire.spans import count_clicks, records_from_spans
+from agentsight_otel.wire.timestamps import iso_timestamp
 
+from reference_payload import encode, ingest_payload
 from test_metadata import metadata_objects
 
 
@@ -275,8 +272,6 @@ def test_a_resource_json_cannot_carry_is_sent_empty_not_fatal(bad: Any) -> None:
 
 def test_finished_events_reads_what_the_public_property_gives() -> None:
     from opentelemetry.sdk.trace import Event, ReadableSpan
-
-    from agentsight_otel.exporter import count_clicks
 
     tp, exporter = provider()
     tracer = tp.get_tracer("t")

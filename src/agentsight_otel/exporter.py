@@ -29,7 +29,6 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from agentsight_otel.compact import compact, records_bytes, records_from_compact
 from agentsight_otel.config import (
     BUTTONS_PATH,
     INGEST_PATH,
@@ -39,17 +38,13 @@ from agentsight_otel.config import (
 )
 from agentsight_otel.daemon_pool import DaemonPool
 from agentsight_otel.ratelimit import RateLimitedLogger
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.spool import Spool
 from agentsight_otel.spool_faults import SpoolWriteGuard, report_quarantined
-from agentsight_otel.translate import (
-    ClickRecord,
-    buttons_body,
-    encode,
-    encode_ingest,
-    finished_events,
-)
 from agentsight_otel.transport import Outcome, Result, Transport
+from agentsight_otel.wire.buttons import encode_buttons
+from agentsight_otel.wire.ingest import encode_ingest
+from agentsight_otel.wire.records import ClickRecord, records_bytes
+from agentsight_otel.wire.spans import compact, records_from_compact
 
 logger = logging.getLogger("agentsight_otel")
 
@@ -73,15 +68,6 @@ _AUTH_STATUSES = frozenset({401, 403})
 
 #: (a CompactSpan or a list of ClickRecords, its click count, its estimated bytes)
 _Item = Tuple[Any, int, int]
-
-
-def count_clicks(span: Any) -> int:
-    """Click events in a finished span: what ``on_end`` does, on the
-    application's thread, for every span it ends (most have no events)."""
-    events = finished_events(span)
-    if not events:
-        return 0
-    return [event.name for event in events].count(BUTTON_CLICK_EVENT)
 
 
 class AgentSightSpanExporter(SpanExporter):
@@ -1017,7 +1003,7 @@ class AgentSightSpanExporter(SpanExporter):
         if settings.api == "buttons":
             # One request per click: sent BUTTONS_CONCURRENCY at a time, or a
             # 50 ms round trip would cap delivery at 20 clicks a second.
-            bodies = [encode(buttons_body(record)) for record in records]
+            bodies = [encode_buttons(record) for record in records]
 
             def send(body: bytes) -> Result:
                 return transport.post(BUTTONS_PATH, body, deadline, compressible=False)

@@ -18,10 +18,10 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from agentsight_otel.api_types import ExporterOptions
-from agentsight_otel.compact import compact
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
 from agentsight_otel.provider_order import watch_for_a_later_provider
+from agentsight_otel.wire.spans import compact
 
 if sys.version_info >= (3, 11):
     from typing import Unpack

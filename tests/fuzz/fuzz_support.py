@@ -33,9 +33,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from agentsight_otel import metadata as md
-from agentsight_otel import semconv, translate
+from agentsight_otel import semconv
 from agentsight_otel.metadata import MAX_CHARS, MAX_DEPTH, MAX_LEAVES
 from agentsight_otel.server import limits, otlp, validation
+from agentsight_otel.wire import buttons as wire_buttons
+from agentsight_otel.wire import ingest as wire_ingest
+from agentsight_otel.wire import records as wire_records
+from agentsight_otel.wire import unflatten as wire_unflatten
 
 PROFILE_ENV = "AGENTSIGHT_FUZZ_PROFILE"
 API_KEY = "ags_0123456789abcdef0123456789abcdef_abcdef"
@@ -436,8 +440,8 @@ def _click_attributes(**extra: Any) -> Dict[str, Any]:
 
 def _accepted_by_translator(attributes: Dict[str, Any]) -> bool:
     try:
-        translate.record_from_event(attributes, 1, "1" * 32, "2" * 16, {})
-    except (translate.InvalidClick, ValueError, RecursionError):
+        wire_records.record_from_event(attributes, 1, "1" * 32, "2" * 16, {})
+    except (wire_records.InvalidClick, ValueError, RecursionError):
         return False
     return True
 
@@ -452,10 +456,12 @@ DEEP_JSON = "[" * 100_000
 
 _PROBES: Dict[str, Callable[[], bool]] = {
     # metadata.unflatten: a path of 1,500 segments -> RecursionError in _finish.
-    "B1-unflatten-deep-path": lambda: _raises(lambda: md.unflatten({DEEP_PATH: 1}), RecursionError),
+    "B1-unflatten-deep-path": lambda: _raises(
+        lambda: wire_unflatten.unflatten({DEEP_PATH: 1}), RecursionError
+    ),
     # metadata.unflatten: agentsight.metadata_json nested 10^5 deep -> RecursionError.
     "B2-unflatten-deep-json": lambda: _raises(
-        lambda: md.unflatten({md.JSON_KEY: DEEP_JSON}), RecursionError
+        lambda: wire_unflatten.unflatten({md.JSON_KEY: DEEP_JSON}), RecursionError
     ),
     # OTLP clicks: metadata is not held to track_button's rules (NaN, depth, ...).
     "B3-otlp-metadata-unchecked": lambda: _accepted_by_translator(
@@ -479,7 +485,7 @@ _PROBES: Dict[str, Callable[[], bool]] = {
     ),
     # metadata.unflatten: a marker path that is a dict -> KeyError in parse_path.
     "B6-unflatten-marker-not-str": lambda: _raises(
-        lambda: md.unflatten({md.NULLS_KEY: ({"": 0},)}), KeyError
+        lambda: wire_unflatten.unflatten({md.NULLS_KEY: ({"": 0},)}), KeyError
     ),
     # flatten counts the full path per value against MAX_CHARS, not keys once.
     "D1-chars-counts-paths": lambda: _raises(
@@ -542,7 +548,7 @@ def metadata_breaks_click_rules(metadata: Dict[str, Any]) -> bool:
     return False
 
 
-def check_record(record: translate.ClickRecord) -> None:
+def check_record(record: wire_records.ClickRecord) -> None:
     """What every accepted click must satisfy, whichever way it came in.
 
     Its strings are non-blank, its ids well-formed hex, its metadata a JSON
@@ -560,13 +566,13 @@ def check_record(record: translate.ClickRecord) -> None:
         return  # known: NaN/deep/surrogate metadata is accepted (test_regressions.py B3)
     if bug_open("B4-otlp-zero-ids") and (record.trace_id == "0" * 32 or record.span_id == "0" * 16):
         return  # known: all-zero ids are accepted (test_regressions.py B4)
-    body = translate.encode_ingest([record])
+    body = wire_ingest.encode_ingest([record])
     document = json.loads(body)
     assert document["conversations"][0]["spans"][0]["attributes"]
     json.dumps(record.metadata, allow_nan=False)
     batch = validation.ingest_clicks(limits.parse_json(body))
     assert len(batch.clicks) == 1
-    buttons = translate.encode(translate.buttons_body(record))
+    buttons = wire_buttons.encode_buttons(record)
     row = validation.buttons_click(limits.parse_json(buttons))
     assert row.click_id == record.click_id
 

@@ -3,7 +3,7 @@
 Property: a call either raises ``InvalidButtonError`` (with a non-empty
 ``field`` and ``rule``), exactly when an independent reading of the README's
 rules says the input is invalid, and records nothing; or it records one
-click whose translation (``translate.records_from_spans``) gives back the
+click whose translation (``wire.spans.records_from_spans``) gives back the
 arguments and metadata unchanged (tuples and mappings read back as lists and
 dicts, JSON types kept apart: 1, 1.0, True and -0.0 stay distinct).
 """
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from agentsight_otel import Tracker
 from agentsight_otel.errors import InvalidButtonError
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.translate import records_from_spans
+from agentsight_otel.wire.spans import records_from_spans
 
 CONVERSATION = "conv-fuzz"
 

@@ -25,6 +25,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from agentsight_otel import metadata as md
+from agentsight_otel.wire import unflatten as wire_unflatten
 
 _segment = st.one_of(
     metadata_keys.map(md.escape_key),
@@ -173,7 +174,7 @@ def _marker_not_str(attributes: Dict[str, Any]) -> bool:
 
 def _check(attributes: Dict[str, Any]) -> None:
     try:
-        result = md.unflatten(attributes)
+        result = wire_unflatten.unflatten(attributes)
     except (ValueError, TypeError) as exc:
         event(f"refused: {type(exc).__name__}")
         return

@@ -23,10 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentsight_otel import Tracker, translate
+from agentsight_otel import Tracker
 from agentsight_otel import metadata as md
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, REQUIRED_CLICK_ATTRIBUTES
 from agentsight_otel.server import limits, validation
+from agentsight_otel.wire import buttons as wire_buttons
+from agentsight_otel.wire import ingest as wire_ingest
+from agentsight_otel.wire import records as wire_records
+from agentsight_otel.wire import unflatten as wire_unflatten
 
 T = TypeVar("T")
 DEEP_PATH = "agentsight.metadata." + "a." * 1500 + "a"
@@ -78,7 +82,7 @@ def without_recursion_error(call: Callable[[], T]) -> T:
 
 def test_b1_unflatten_deep_path_raises_value_error() -> None:
     with pytest.raises(ValueError):
-        without_recursion_error(lambda: md.unflatten({DEEP_PATH: 1}))
+        without_recursion_error(lambda: wire_unflatten.unflatten({DEEP_PATH: 1}))
 
 
 def test_b1_otlp_click_with_deep_metadata_path_is_rejected() -> None:
@@ -89,7 +93,7 @@ def test_b1_otlp_click_with_deep_metadata_path_is_rejected() -> None:
 
 def test_b2_unflatten_deep_compact_json_raises_value_error() -> None:
     with pytest.raises(ValueError):
-        without_recursion_error(lambda: md.unflatten({md.JSON_KEY: DEEP_JSON}))
+        without_recursion_error(lambda: wire_unflatten.unflatten({md.JSON_KEY: DEEP_JSON}))
 
 
 def test_b2_otlp_click_with_deep_compact_json_is_rejected() -> None:
@@ -113,8 +117,8 @@ B3_CASES = {
 
 @pytest.mark.parametrize("extra", list(B3_CASES.values()), ids=list(B3_CASES))
 def test_b3_otlp_click_metadata_follows_track_button_rules(extra: Dict[str, Any]) -> None:
-    with pytest.raises(translate.InvalidClick):
-        translate.record_from_event(
+    with pytest.raises(wire_records.InvalidClick):
+        wire_records.record_from_event(
             {**{key: "x" for key in REQUIRED_CLICK_ATTRIBUTES}, **extra},
             1,
             "1" * 32,
@@ -126,15 +130,15 @@ def test_b3_otlp_click_metadata_follows_track_button_rules(extra: Dict[str, Any]
 def test_b3_an_accepted_otlp_click_always_encodes() -> None:
     records, _, _ = otlp.records_from_request(click_request({md.JSON_KEY: '{"\\ud800": 1}'}))
     for record in records:
-        translate.encode_ingest([record])
-        translate.record_to_json(record).encode("utf-8")
+        wire_ingest.encode_ingest([record])
+        wire_records.record_to_json(record).encode("utf-8")
 
 
 def test_b3_an_accepted_otlp_click_is_accepted_downstream() -> None:
     records, _, _ = otlp.records_from_request(click_request({md.JSON_KEY: '{"a": NaN}'}))
     for record in records:
-        validation.ingest_clicks(limits.parse_json(translate.encode_ingest([record])))
-        translate.encode(translate.buttons_body(record))
+        validation.ingest_clicks(limits.parse_json(wire_ingest.encode_ingest([record])))
+        wire_buttons.encode_buttons(record)
 
 
 # --- B5: OTLP/JSON object keys with lone surrogates ------------------------------------
@@ -158,7 +162,7 @@ def test_b5_otlp_json_surrogate_key_is_malformed(body: bytes) -> None:
 
 def test_b6_unflatten_non_string_marker_path() -> None:
     with pytest.raises((ValueError, TypeError)):
-        md.unflatten({md.NULLS_KEY: ({"": 0},)})
+        wire_unflatten.unflatten({md.NULLS_KEY: ({"": 0},)})
 
 
 # --- B4: all-zero ids ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from test_bridge_foreign_clicks import foreign_spans
 
 from agentsight_otel import metadata
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
+from agentsight_otel.wire import unflatten as wire_unflatten
 
 KEY = "bridge-test-key"
 
@@ -40,7 +41,7 @@ def bridge(receiver: ReceiverHandle, tmp_path: Path) -> Iterator[Bridge]:
 def retained_characters() -> int:
     """Characters the two caches hold in their keys, counted independently
     of the caches' own bookkeeping."""
-    plans = sum(len(name) for shape in metadata._flat_plans for name in shape)
+    plans = sum(len(name) for shape in wire_unflatten._flat_plans for name in shape)
     names = sum(len(key) for key in metadata._flat_names)
     return plans + names
 
@@ -80,4 +81,4 @@ def test_a_repeated_shape_is_still_cached(bridge: Bridge) -> None:
     """The bound does not cost the common case its cache."""
     for _ in range(3):
         send(bridge, {"agentsight.metadata.product": "p1", "agentsight.metadata.price": 9})
-    assert any("agentsight.metadata.product" in shape for shape in metadata._flat_plans)
+    assert any("agentsight.metadata.product" in shape for shape in wire_unflatten._flat_plans)

@@ -25,7 +25,7 @@ from agentsight_otel.server.otlp import (
     media_type,
     records_from_request,
 )
-from agentsight_otel.translate import records_from_spans
+from agentsight_otel.wire.spans import records_from_spans
 
 
 def finished_spans() -> Any:

@@ -4,7 +4,7 @@ For users whose services already export OTLP to a Collector: the Collector
 keeps the spans that carry ``agentsight.button_click`` events
 (collector-config.yaml) and sends them here; the bridge turns them into the
 same click records as the direct exporter (server/otlp.py ->
-translate.record_from_event) and hands them to an
+wire.records.record_from_event) and hands them to an
 ``AgentSightSpanExporter``, whose delivery, retries, spool and idempotent
 click ids it shares.
 
@@ -50,7 +50,7 @@ from agentsight_otel.server.otlp import (
 )
 from agentsight_otel.server.runner import DEFAULT_HOST, bind, is_loopback, run_until_stopped, url_of
 from agentsight_otel.server.store import default_db_path
-from agentsight_otel.translate import ClickRecord
+from agentsight_otel.wire.records import ClickRecord
 
 logger = logging.getLogger("agentsight_otel.bridge")
 

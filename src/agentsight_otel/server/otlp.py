@@ -7,7 +7,7 @@ not base64, so they are converted before ``json_format`` parses the rest
 ignores fields it does not know, as the specification requires).
 
 The click attributes of each OTLP span event are turned into a plain dict
-and handed to :func:`agentsight_otel.translate.record_from_event`, the same
+and handed to :func:`agentsight_otel.wire.records.record_from_event`, the same
 function the direct exporter uses: one translator, two inputs.
 """
 
@@ -38,7 +38,7 @@ from agentsight_otel.server.otlp_bounds import (
     bound_json_document,
     bound_protobuf,
 )
-from agentsight_otel.translate import ClickRecord, InvalidClick, record_from_event
+from agentsight_otel.wire.records import ClickRecord, InvalidClick, record_from_event
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

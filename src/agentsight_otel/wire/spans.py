@@ -1,16 +1,15 @@
-"""What the exporter's memory queue holds for a span: its clicks, not the span.
+"""Finished SDK spans -> the clicks they carry, compactly -> click records.
 
-A finished SDK span keeps its name, attributes, every event (each with its
-own attribute object and lock), links, status, limits and a lock: about
-3.6 KB for a span with one click, so 262,144 queued spans took an
-application from 33 MB to almost 1 GB while AgentSight was down. The queue
-holds a :data:`CompactSpan` instead: the click events' attribute dicts (the
-SDK's own, immutable once the span has ended: shared, not copied) and
-timestamps, the span context and a reference to the resource that every
-span of the application shares. That is what translation reads, and all it
-reads.
+What the exporter's memory queue holds for a span is its clicks, not the
+span: a finished SDK span keeps its name, attributes, every event (each
+with its own attribute object and lock), links, status, limits and a lock,
+several kilobytes for a span with one click. A :data:`CompactSpan` keeps
+the click events' attribute dicts (the SDK's own, immutable once the span
+has ended: shared, not copied) and timestamps, the span context and a
+reference to the resource every span of the application shares: what
+translation reads, and all it reads.
 
-Each queued item also carries an estimate of the bytes it keeps alive, so
+Each compact span also carries an estimate of the bytes it keeps alive, so
 the queue can be bounded in bytes as well as in clicks: a click's metadata
 may be 64 KiB of text, a label as long as the SDK allows. The estimate is
 made on the application's thread, in ``on_end``, so it is one pass over the
@@ -20,15 +19,11 @@ encoding; it errs high for small clicks rather than low.
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from agentsight_otel._sdk import event_attributes, finished_events
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.translate import (
-    ClickRecord,
-    InvalidClick,
-    finished_events,
-    record_from_event,
-)
+from agentsight_otel.wire.records import ClickRecord, InvalidClick, record_from_event
 
 #: The clicks of one span: [(attributes, timestamp_ns), ...], its SpanContext,
 #: and its Resource.
@@ -37,15 +32,12 @@ CompactSpan = Tuple[List[Tuple[Mapping[str, Any], int]], Any, Any]
 #: Bytes a queued click keeps alive besides its strings' characters: the
 #: attribute dict (eight to a dozen entries), the string objects' headers,
 #: the timestamp and the tuples around them (measured with tracemalloc for
-#: the clicks of bench/end_to_end.py: 870-950 bytes, estimated 950-1,120).
+#: the clicks of bench/end_to_end.py; the estimate errs high).
 CLICK_OVERHEAD = 512
 #: Per attribute beyond that: a dict slot, a string or float object header.
 ATTRIBUTE_OVERHEAD = 48
 #: A span's share: the tuples, the SpanContext reference.
 SPAN_OVERHEAD = 128
-#: A ClickRecord (the bridge's items) besides its strings: the tuple, the
-#: metadata dict, ids as text.
-RECORD_OVERHEAD = 1024
 
 
 def _tuple_bytes(value: Tuple[Any, ...]) -> int:
@@ -70,11 +62,9 @@ def compact(span: Any) -> Optional[Tuple[CompactSpan, int, int]]:
     for event in events:
         if event.name != BUTTON_CLICK_EVENT:
             continue
-        attributes = event.attributes
-        # The SDK's BoundedAttributes wraps a plain dict (and a lock): the
-        # dict is what is kept. Event attributes are immutable once recorded.
-        attributes = {} if attributes is None else getattr(attributes, "_dict", attributes)
-        # Inline rather than a helper: a call per click would cost a third more.
+        attributes = event_attributes(event)
+        # Inline rather than a helper: this loop runs per click on the
+        # application's thread.
         size += CLICK_OVERHEAD + ATTRIBUTE_OVERHEAD * len(attributes)
         for value in attributes.values():
             if value.__class__ is str:
@@ -87,23 +77,19 @@ def compact(span: Any) -> Optional[Tuple[CompactSpan, int, int]]:
     return (clicks, span.context, span.resource), len(clicks), size
 
 
-def records_bytes(records: Sequence[ClickRecord]) -> int:
-    """Estimated bytes a list of ClickRecords keeps alive (off the hot path)."""
-    size = 0
-    for record in records:
-        size += RECORD_OVERHEAD + len(record.label) + len(record.value)
-        size += len(record.metadata_text) * 2 if record.metadata_text else 0
-        if record.metadata and not record.metadata_text:
-            size += 64 * len(record.metadata)
-    return size
+def count_clicks(span: Any) -> int:
+    """Click events in a finished span."""
+    events = finished_events(span)
+    if not events:
+        return 0
+    return [event.name for event in events].count(BUTTON_CLICK_EVENT)
 
 
 def records_from_compact(items: Sequence[CompactSpan]) -> Tuple[List[ClickRecord], List[str]]:
-    """Click records from compact spans, and why any were rejected (as
-    ``records_from_spans`` does for whole spans)."""
+    """Click records from compact spans, and why any were rejected."""
     records: List[ClickRecord] = []
     rejected: List[str] = []
-    resources: dict[int, Mapping[str, Any]] = {}
+    resources: Dict[int, Mapping[str, Any]] = {}
     for clicks, context, resource in items:
         known = resources.get(id(resource))
         if known is None:
@@ -116,3 +102,9 @@ def records_from_compact(items: Sequence[CompactSpan]) -> Tuple[List[ClickRecord
             except InvalidClick as exc:
                 rejected.append(str(exc))
     return records, rejected
+
+
+def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[str]]:
+    """Click records from SDK ``ReadableSpan`` objects, and why any were rejected."""
+    found = [item for item in map(compact, spans) if item is not None]
+    return records_from_compact([item[0] for item in found])

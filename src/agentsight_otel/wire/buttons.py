@@ -1,0 +1,42 @@
+"""The ``POST /api/buttons/`` body: one click per request. Pure functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict
+
+from agentsight_otel.semconv import BUTTONS_CORRELATION_KEY
+from agentsight_otel.wire.records import ClickRecord
+from agentsight_otel.wire.timestamps import iso_timestamp
+
+#: Compact and strict: no NaN (the backend's parser refuses it anyway).
+_strict_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def buttons_body(record: ClickRecord) -> Dict[str, Any]:
+    """A ``POST /api/buttons/`` body: exactly the documented fields.
+
+    The contract has no field for trace correlation, so it travels inside
+    ``metadata`` under the reserved key ``_agentsight`` (``track_button``
+    refuses user metadata with that key): ``{"click_id", "trace_id",
+    "span_id"}``.
+    """
+    metadata = dict(record.metadata)
+    metadata[BUTTONS_CORRELATION_KEY] = {
+        "click_id": record.click_id,
+        "trace_id": record.trace_id,
+        "span_id": record.span_id,
+    }
+    return {
+        "timestamp": iso_timestamp(record.timestamp_ns),
+        "button_event": record.button_event,
+        "label": record.label,
+        "value": record.value,
+        "conversation_id": record.conversation_id,
+        "metadata": metadata,
+    }
+
+
+def encode_buttons(record: ClickRecord) -> bytes:
+    """The request body of one click, as bytes."""
+    return _strict_encoder.encode(buttons_body(record)).encode("utf-8")
