@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanLimits
@@ -180,12 +181,13 @@ def public_event_attributes(event: Any) -> Mapping[str, Any]:
 # --- Delivery threads must not trace themselves --------------------------------
 
 try:  # public in recent APIs; the SDK's own _export sets it around export()
-    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY as SUPPRESS_INSTRUMENTATION_KEY
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 except ImportError:  # pragma: no cover - older APIs used the plain string key
-    SUPPRESS_INSTRUMENTATION_KEY = "suppress_instrumentation"  # type: ignore[assignment]
+    _SUPPRESS_INSTRUMENTATION_KEY = "suppress_instrumentation"
+SUPPRESS_INSTRUMENTATION_KEY: str = _SUPPRESS_INSTRUMENTATION_KEY
 
 
-def suppress_instrumentation() -> object:
+def suppress_instrumentation() -> Token[Context]:
     """Mark the calling thread's context so instrumented HTTP libraries
     (requests, urllib3, httpx) record no span for what it sends; returns the
     token ``otel_context.detach`` takes. Every delivery thread calls it first:

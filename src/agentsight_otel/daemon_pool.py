@@ -16,6 +16,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
 
+from agentsight_otel._sdk import suppress_instrumentation
+
 T = TypeVar("T")
 _Job = Optional[Tuple["Future[Any]", Callable[..., Any], Tuple[Any, ...]]]
 
@@ -68,6 +70,8 @@ class DaemonPool:
                 self._jobs.put(None)
 
     def _work(self) -> None:
+        # These threads send the exporter's requests: never traced (issue 14, bug 1).
+        suppress_instrumentation()
         while True:
             job = self._jobs.get()
             if job is None:

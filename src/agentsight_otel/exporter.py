@@ -29,6 +29,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from agentsight_otel._sdk import suppress_instrumentation
 from agentsight_otel.config import (
     BUTTONS_PATH,
     INGEST_PATH,
@@ -543,6 +544,7 @@ class AgentSightSpanExporter(SpanExporter):
 
     def _run_spooler(self) -> None:
         """Move queued clicks to the spool as soon as they arrive (spool mode)."""
+        suppress_instrumentation()
         settings, spool = self._settings, self._spool
         assert settings is not None and spool is not None
         while True:
@@ -710,6 +712,9 @@ class AgentSightSpanExporter(SpanExporter):
         return max(due, backoff, 0.0)
 
     def _run(self) -> None:
+        # Our own requests must not show up as CLIENT spans in the traces of an
+        # application that instruments requests/urllib3 (issue 14, bug 1).
+        suppress_instrumentation()
         settings = self._settings
         assert settings is not None
         concurrent = (
