@@ -7,13 +7,10 @@ release that changes an internal shows up here rather than as a wrong click.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,62 +25,6 @@ def own_provider(**kwargs: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
     provider = TracerProvider(**kwargs)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
-
-
-# --- The current span --------------------------------------------------------
-
-
-def test_current_span_is_what_the_public_api_answers() -> None:
-    """The direct ContextVar read answers exactly as trace.get_current_span."""
-    current_span = _sdk.current_span_reader()
-    public = _sdk.public_current_span
-    provider, _ = own_provider()
-    tracer = provider.get_tracer("test")
-    assert current_span() is public() is trace.INVALID_SPAN
-    with tracer.start_as_current_span("outer") as outer:
-        assert current_span() is outer is public()
-        with tracer.start_as_current_span("inner") as inner:
-            assert current_span() is inner is public()
-        assert current_span() is outer
-        remote = trace.NonRecordingSpan(
-            trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1))
-        )
-        with trace.use_span(remote):
-            assert current_span() is remote is public()
-
-        async def in_a_task() -> Any:
-            return current_span(), public()
-
-        ours, theirs = asyncio.run(in_a_task())  # a task runs in a copy of this context
-        assert ours is theirs is outer
-    token = otel_context.attach(otel_context.set_value(_sdk.SPAN_KEY, "not a span"))
-    try:
-        assert current_span() is public() is trace.INVALID_SPAN
-    finally:
-        otel_context.detach(token)
-
-
-def test_current_span_follows_a_runtime_context_swapped_in_later(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Another runtime context (OTEL_PYTHON_CONTEXT) gets the public call."""
-    current_span = _sdk.current_span_reader()
-
-    class OtherRuntime(ContextVarsRuntimeContext):
-        pass
-
-    monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", OtherRuntime())
-    provider, _ = own_provider()
-    with provider.get_tracer("test").start_as_current_span("here") as here:
-        assert trace.get_current_span() is here
-        assert current_span() is here
-        assert _sdk.current_span_reader()() is here  # built under the other runtime
-
-
-def test_the_span_key_is_the_one_the_api_writes() -> None:
-    provider, _ = own_provider()
-    span = provider.get_tracer("test").start_span("s")
-    assert trace.set_span_in_context(span).get(_sdk.SPAN_KEY) is span
 
 
 # --- A span's room for one more click ----------------------------------------

@@ -30,7 +30,6 @@ from agentsight_otel import (
     conversation,
     track_button,
 )
-from agentsight_otel.metadata import unflatten
 from agentsight_otel.semconv import (
     BUTTON_CLICK_EVENT,
     BUTTON_EVENT,
@@ -41,6 +40,7 @@ from agentsight_otel.semconv import (
     CONVERSATION_ID,
     METADATA_PREFIX,
 )
+from agentsight_otel.wire.unflatten import unflatten
 
 
 def click_events(exporter: InMemorySpanExporter) -> list[tuple[Any, Any]]:
@@ -325,59 +325,6 @@ def test_clicks_leave_headroom_for_the_applications_later_events() -> None:
     [finished_turn] = [s for s in exporter.get_finished_spans() if s.name == "turn"]
     assert finished_turn.dropped_events == 0
     assert sum(1 for s, _ in clicks if s.name == "turn") == 6
-
-
-# --- Reading the current span ------------------------------------------------
-
-
-def test_current_span_is_what_the_public_api_answers() -> None:
-    """The direct ContextVar read answers exactly as trace.get_current_span."""
-    from opentelemetry.trace.propagation import _SPAN_KEY
-
-    from agentsight_otel.tracking import current_span
-
-    provider, _ = own_provider()
-    tracer = provider.get_tracer("test")
-    assert current_span() is trace.get_current_span() is trace.INVALID_SPAN
-    with tracer.start_as_current_span("outer") as outer:
-        assert current_span() is outer is trace.get_current_span()
-        with tracer.start_as_current_span("inner") as inner:
-            assert current_span() is inner
-        assert current_span() is outer
-        remote = trace.NonRecordingSpan(
-            trace.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=trace.TraceFlags(1))
-        )
-        with trace.use_span(remote):
-            assert current_span() is remote is trace.get_current_span()
-
-        async def in_a_task() -> Any:
-            return current_span(), trace.get_current_span()
-
-        ours, public = asyncio.run(in_a_task())  # a task runs in a copy of this context
-        assert ours is public is outer
-    token = otel_context.attach(otel_context.set_value(_SPAN_KEY, "not a span"))
-    try:
-        assert current_span() is trace.get_current_span() is trace.INVALID_SPAN
-    finally:
-        otel_context.detach(token)
-
-
-def test_current_span_follows_a_runtime_context_swapped_in_later(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Another runtime context (OTEL_PYTHON_CONTEXT) gets the public call."""
-    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-
-    from agentsight_otel.tracking import current_span
-
-    class OtherRuntime(ContextVarsRuntimeContext):
-        pass
-
-    monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", OtherRuntime())
-    provider, _ = own_provider()
-    with provider.get_tracer("test").start_as_current_span("here") as here:
-        assert trace.get_current_span() is here
-        assert current_span() is here
 
 
 # --- The click span's resource follows the provider's ------------------------

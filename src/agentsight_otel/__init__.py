@@ -23,7 +23,7 @@ from agentsight_otel.errors import (
     MissingConversationIdError,
     TracingNotConfiguredError,
 )
-from agentsight_otel.tracking import Tracker, conversation, track_button
+from agentsight_otel.recording import Tracker, conversation, track_button
 from agentsight_otel.version import __version__
 
 if TYPE_CHECKING:

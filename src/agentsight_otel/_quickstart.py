@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.tracking import Tracker
+from agentsight_otel.recording import Tracker
 
 
 def run_quickstart() -> int:

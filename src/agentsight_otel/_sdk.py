@@ -14,57 +14,15 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from contextvars import ContextVar, Token
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
+from contextvars import Token
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-
-try:  # the key trace.set_span_in_context writes under; named by the API
-    from opentelemetry.trace.propagation import _SPAN_KEY
-except ImportError:  # pragma: no cover - every supported API version has it
-    _SPAN_KEY = "current-span"
-
-#: The context key of the current span.
-SPAN_KEY: str = _SPAN_KEY
-
-
-def public_current_span() -> trace.Span:
-    """``trace.get_current_span()``: the fallback of :func:`current_span_reader`."""
-    return trace.get_current_span()
-
-
-def current_span_reader() -> Callable[[], trace.Span]:
-    """A function answering as ``trace.get_current_span()``, cheaper when it can.
-
-    The public call goes through four Python frames to read one ContextVar.
-    With the default contextvars runtime context (every install unless
-    ``OTEL_PYTHON_CONTEXT`` names another) that ContextVar is read directly;
-    any other runtime context, or one swapped in later, gets the public call.
-    """
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    if type(runtime) is not ContextVarsRuntimeContext or not isinstance(variable, ContextVar):
-        return trace.get_current_span
-    read = variable.get
-    invalid = trace.INVALID_SPAN
-    public = trace.get_current_span
-
-    def current_span() -> trace.Span:
-        if otel_context._RUNTIME_CONTEXT is not runtime:
-            return public()
-        span = read().get(SPAN_KEY)
-        if type(span) is SdkSpan or isinstance(span, trace.Span):
-            return span
-        return invalid  # as the public call answers for no span (or not a span)
-
-    return current_span
 
 
 def span_room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:

@@ -1,0 +1,23 @@
+"""Recording clicks: ``track_button``, ``Tracker`` and ``conversation()``.
+
+A click becomes one span event (``agentsight.button_click``) on the span that
+is current when it happens, so it sits inside the agent's trace. Everything
+here runs on the caller's thread and does no I/O: delivery is the
+exporter's job, on its own thread, and nothing here imports it.
+
+A click is business data, not a sample. When the current span cannot carry
+it (there is none, it was sampled out, or it is at the SDK's event limit)
+the click goes on a short ``agentsight.button`` span of its own, started by
+a copy of the provider's tracer whose sampler always records. That span is a
+child of the current span when there is one, so the click keeps the agent's
+trace id.
+
+Modules: ``conversation`` (which conversation a click belongs to),
+``checks`` (refusing bad input and fitting the SDK's limits), ``tracker``
+(``Tracker`` and ``track_button``).
+"""
+
+from agentsight_otel.recording.conversation import conversation, current_conversation_id
+from agentsight_otel.recording.tracker import Tracker, track_button
+
+__all__ = ["Tracker", "conversation", "current_conversation_id", "track_button"]

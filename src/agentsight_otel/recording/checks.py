@@ -1,0 +1,111 @@
+"""Refusing bad click input, and fitting a click to the SDK's span limits.
+
+The hot path in ``Tracker.track_button`` does the cheap checks inline and
+calls these only when one fails or a limit can bite, so a refusal names the
+field and the rule broken without slowing the common click.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Mapping, Optional
+
+from opentelemetry.sdk.trace import SpanLimits
+
+from agentsight_otel import metadata as _metadata
+from agentsight_otel.errors import InvalidButtonError, type_name
+from agentsight_otel.semconv import (
+    BUTTONS_CORRELATION_KEY,
+    METADATA_JSON,
+    REQUIRED_CLICK_ATTRIBUTES,
+)
+from agentsight_otel.wire.unflatten import unflatten
+
+
+def required_text(field: str, value: Any) -> str:
+    """``value`` when it is usable text for ``field``, else a refusal naming why."""
+    if type(value) is not str:
+        if value is None:
+            raise InvalidButtonError(field, "is required and may not be None")
+        raise InvalidButtonError(field, f"must be a string, got {type_name(value)}")
+    if not value or value.isspace():
+        raise InvalidButtonError(field, "is required and may not be empty or whitespace-only")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidButtonError(
+                field, "must be valid Unicode text (lone surrogates cannot be sent)"
+            ) from None
+    return value
+
+
+def conversation_argument(value: Any) -> str:
+    """A conversation id passed explicitly, checked, or a refusal."""
+    if type(value) is not str:
+        raise InvalidButtonError(
+            "conversation_id", f"must be a string when given, got {type_name(value)}"
+        )
+    if not value or value.isspace():
+        raise InvalidButtonError("conversation_id", "may not be empty or whitespace-only")
+    return required_text("conversation_id", value)
+
+
+def flatten_metadata(metadata: Any, attributes: Dict[str, Any]) -> None:
+    """Metadata into ``attributes`` the careful way, or a clear refusal."""
+    if type(metadata) is not dict and not isinstance(metadata, Mapping):
+        raise InvalidButtonError(
+            "metadata", f"must be a mapping (dict) or None, got {type_name(metadata)}"
+        )
+    if BUTTONS_CORRELATION_KEY in metadata:
+        raise InvalidButtonError(
+            f"metadata.{BUTTONS_CORRELATION_KEY}",
+            "is reserved for trace correlation; use another key",
+        )
+    _metadata.flatten(metadata, attributes)
+
+
+def fit_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> Dict[str, Any]:
+    """The attributes as they will fit the SDK's limits, or a clear refusal.
+
+    The SDK silently evicts attributes past the count limit and truncates
+    strings past the length limit. A click must not be cut silently, so:
+    too many flattened metadata attributes -> the compact one-attribute JSON
+    form; a string too long, or a limit too small for even the required
+    attributes -> ``InvalidButtonError`` naming the limit and the key.
+    """
+    if limits is None:
+        return attributes
+    max_count = limits.max_event_attributes
+    if limits.max_attribute_length is None and (max_count is None or len(attributes) <= max_count):
+        return attributes  # the common case: no limit can bite
+    if max_count is not None and len(attributes) > max_count:
+        required = {key: attributes[key] for key in REQUIRED_CLICK_ATTRIBUTES}
+        if len(required) + 1 > max_count and len(attributes) > len(required):
+            raise InvalidButtonError(
+                "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+                f"is {max_count}; a click with metadata needs at least {len(required) + 1} "
+                "event attributes",
+            )
+        if len(required) > max_count:
+            raise InvalidButtonError(
+                "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+                f"is {max_count}; a click needs {len(required)} event attributes "
+                f"({', '.join(REQUIRED_CLICK_ATTRIBUTES)})",
+            )
+        required[METADATA_JSON] = json.dumps(
+            unflatten(attributes), ensure_ascii=False, separators=(",", ":")
+        )
+        attributes = required
+    max_length = limits.max_attribute_length
+    if max_length is not None:
+        for key, value in attributes.items():
+            values = value if isinstance(value, tuple) else (value,)
+            for item in values:
+                if isinstance(item, str) and len(item) > max_length:
+                    raise InvalidButtonError(
+                        key,
+                        f"is {len(item)} characters, over OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="
+                        f"{max_length}; the SDK would truncate it",
+                    )
+    return attributes
