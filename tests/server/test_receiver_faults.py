@@ -270,4 +270,5 @@ def test_serve_runs_with_faults_from_the_command_line(tmp_path):
         assert response.status_code == 503
     finally:
         proc.terminate()
-        assert proc.wait(timeout=20) == 0
+        proc.communicate(timeout=20)  # also closes the pipes, or filterwarnings=error fails
+        assert proc.returncode == 0

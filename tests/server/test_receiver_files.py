@@ -72,7 +72,7 @@ def test_serve_with_a_relative_db_answers_reads(tmp_path):
         assert requests.get(f"{url}/", timeout=30).status_code == 200
     finally:
         child.terminate()
-        child.wait(timeout=30)
+        child.communicate(timeout=30)  # also closes the pipes, or filterwarnings=error fails
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
