@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import use_span
 
 from agentsight_otel import Tracker
-from agentsight_otel.metadata import flatten
+from agentsight_otel.recording.flatten import flatten
 
 METADATA = {"product_name": "Wireless Headphones", "price": 99.99, "category": "electronics"}
 

@@ -10,7 +10,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import InvalidButtonError, Tracker, track_button
-from agentsight_otel.metadata import MAX_CHARS, MAX_DEPTH, MAX_LEAVES
+from agentsight_otel.semconv import METADATA_MAX_CHARS as MAX_CHARS
+from agentsight_otel.semconv import METADATA_MAX_DEPTH as MAX_DEPTH
+from agentsight_otel.semconv import METADATA_MAX_LEAVES as MAX_LEAVES
 
 
 def _cyclic() -> dict[str, Any]:

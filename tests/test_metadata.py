@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentsight_otel.errors import InvalidButtonError
-from agentsight_otel.metadata import MAX_DEPTH, MAX_LEAVES, flatten
+from agentsight_otel.recording.flatten import flatten
+from agentsight_otel.semconv import METADATA_MAX_DEPTH as MAX_DEPTH
+from agentsight_otel.semconv import METADATA_MAX_LEAVES as MAX_LEAVES
 from agentsight_otel.semconv import METADATA_NULLS as NULLS_KEY
 from agentsight_otel.semconv import METADATA_PREFIX
 from agentsight_otel.wire import unflatten as wire_unflatten
@@ -215,7 +217,7 @@ def test_name_caches_stay_bounded_and_correct() -> None:
     # Both fast paths remember names they have checked; a stream of ever new
     # keys (an application putting ids in keys) must not grow them without
     # bound, nor change any result.
-    from agentsight_otel import metadata as md
+    from agentsight_otel.recording import flatten as md
 
     for i in range(3 * md._FLAT_NAMES_CACHED):
         metadata = {f"k{i}": i, "fixed": "v"}

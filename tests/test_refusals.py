@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import InvalidButtonError, Tracker, track_button
-from agentsight_otel import metadata as metadata_module
 from agentsight_otel.errors import MAX_FIELD_CHARS, MAX_RULE_CHARS
+from agentsight_otel.recording import flatten as metadata_module
 from agentsight_otel.wire.unflatten import unflatten_valid_json
 
 #: The longest message a refusal may carry: a bounded field, ": ", a bounded

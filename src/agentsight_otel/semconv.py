@@ -43,11 +43,11 @@ CONVERSATION_ID: Final = "agentsight.conversation_id"
 CLICK_ID: Final = "agentsight.click_id"
 #: Prefix of the flattened metadata attributes, e.g.
 #: ``agentsight.metadata.product.price``. Flattened (not one JSON string) so
-#: tracing backends can search on individual keys; see metadata.py for the
+#: tracing backends can search on individual keys; see recording/flatten.py for the
 #: lossless encoding of keys, lists and empty containers.
 METADATA_PREFIX: Final = "agentsight.metadata."
 
-#: Marker attributes of the lossless metadata encoding (see metadata.py):
+#: Marker attributes of the lossless metadata encoding (see recording/flatten.py):
 #: paths whose value is None, paths whose value is an empty object (neither
 #: has an attribute form), and the compact JSON form used when the flattened
 #: form would exceed the SDK's event attribute count limit.
@@ -107,3 +107,27 @@ BUTTONS_CORRELATION_KEY: Final = "_agentsight"
 
 #: SDK block sent with every ingest payload.
 SDK_NAME: Final = "agentsight-otel"
+
+# --- The flattened metadata format ------------------------------------------
+# Shared by the writer (recording/flatten.py) and the reader
+# (wire/unflatten.py), so neither layer imports the other for its rules.
+
+#: Deepest nesting accepted. Real click metadata is two or three levels; a
+#: bound keeps the recursive walk (and every consumer's) far from Python's
+#: recursion limit and turns an accidental self-reference into a clear error.
+METADATA_MAX_DEPTH: Final = 16
+#: Most leaves (values plus None/{}/[] markers) accepted. Each is an attribute
+#: on the span event; past this, the click is a document, not a click.
+METADATA_MAX_LEAVES: Final = 1024
+#: Most characters of keys and string values together. Keeps one click well
+#: inside the receiver's request bounds and the OTLP exporter's batch sizes.
+METADATA_MAX_CHARS: Final = 65_536
+#: The integers an attribute carries exactly (OTLP's int64).
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+
+
+def has_path_syntax(key: str) -> bool:
+    """Whether a metadata key holds a character the path syntax uses
+    (``\\``, ``.``, ``[``, ``]``): it is then escaped with ``\\``."""
+    return "." in key or "[" in key or "]" in key or "\\" in key

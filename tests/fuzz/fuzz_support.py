@@ -32,9 +32,11 @@ import requests
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from agentsight_otel import metadata as md
 from agentsight_otel import semconv
-from agentsight_otel.metadata import MAX_CHARS, MAX_DEPTH, MAX_LEAVES
+from agentsight_otel.recording import flatten as md
+from agentsight_otel.semconv import METADATA_MAX_CHARS as MAX_CHARS
+from agentsight_otel.semconv import METADATA_MAX_DEPTH as MAX_DEPTH
+from agentsight_otel.semconv import METADATA_MAX_LEAVES as MAX_LEAVES
 from agentsight_otel.server import limits, otlp, validation
 from agentsight_otel.wire import buttons as wire_buttons
 from agentsight_otel.wire import ingest as wire_ingest
@@ -336,7 +338,7 @@ def metadata_problems(metadata: Any) -> Tuple[Set[str], int]:
     levels, more than 1024 values, or more than 65,536 characters of keys
     and strings; the top-level metadata key ``_agentsight``"). Characters
     are counted as documented (each key and string once); the second result
-    is the count metadata.py actually applies (the full path per value).
+    is the count recording/flatten.py actually applies (the full path per value).
     """
     problems: Set[str] = set()
     if metadata is None:
@@ -461,11 +463,11 @@ _PROBES: Dict[str, Callable[[], bool]] = {
     ),
     # metadata.unflatten: agentsight.metadata_json nested 10^5 deep -> RecursionError.
     "B2-unflatten-deep-json": lambda: _raises(
-        lambda: wire_unflatten.unflatten({md.JSON_KEY: DEEP_JSON}), RecursionError
+        lambda: wire_unflatten.unflatten({semconv.METADATA_JSON: DEEP_JSON}), RecursionError
     ),
     # OTLP clicks: metadata is not held to track_button's rules (NaN, depth, ...).
     "B3-otlp-metadata-unchecked": lambda: _accepted_by_translator(
-        _click_attributes(**{md.JSON_KEY: '{"a": NaN}'})
+        _click_attributes(**{semconv.METADATA_JSON: '{"a": NaN}'})
     ),
     # OTLP/JSON: a lone-surrogate escape in an object key -> SystemError from upb.
     "B5-otlp-json-surrogate-key": lambda: _raises(
@@ -485,7 +487,7 @@ _PROBES: Dict[str, Callable[[], bool]] = {
     ),
     # metadata.unflatten: a marker path that is a dict -> KeyError in parse_path.
     "B6-unflatten-marker-not-str": lambda: _raises(
-        lambda: wire_unflatten.unflatten({md.NULLS_KEY: ({"": 0},)}), KeyError
+        lambda: wire_unflatten.unflatten({semconv.METADATA_NULLS: ({"": 0},)}), KeyError
     ),
     # flatten counts the full path per value against MAX_CHARS, not keys once.
     "D1-chars-counts-paths": lambda: _raises(

@@ -26,8 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentsight_otel import Tracker
-from agentsight_otel import metadata as md
+from agentsight_otel import Tracker, semconv
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 
 # Protobuf strings are UTF-8: no lone surrogates (upb refuses them on assignment).
@@ -145,9 +144,9 @@ def click_attributes(draw: st.DrawFn) -> List[Tuple[str, Tuple[Any, ...]]]:
     for _ in range(draw(st.integers(0, 4))):
         attributes.append((PREFIX + draw(_metadata_paths), draw(_click_values)))
     if draw(st.integers(0, 4)) == 0:
-        attributes.append((md.NULLS_KEY, ("a", [("s", draw(_metadata_paths))])))
+        attributes.append((semconv.METADATA_NULLS, ("a", [("s", draw(_metadata_paths))])))
     if draw(st.integers(0, 4)) == 0:
-        attributes.append((md.JSON_KEY, ("s", draw(_compact_metadata))))
+        attributes.append((semconv.METADATA_JSON, ("s", draw(_compact_metadata))))
     for _ in range(draw(st.integers(0, 6)) - 3):  # none, half of the time
         op = draw(st.sampled_from(["drop", "retype", "blank", "duplicate"]))
         index = draw(st.integers(0, len(attributes) - 1))
@@ -221,13 +220,13 @@ def known_recursion(request: ExportTraceServiceRequest) -> bool:
                 for span_event in span.events:
                     for kv in span_event.attributes:
                         text = kv.value.string_value
-                        deep_json = kv.key == md.JSON_KEY and (
+                        deep_json = kv.key == semconv.METADATA_JSON and (
                             text.count("[") + text.count("{") > RECURSION_RISK
                         )
                         if deep_json and bug_open("B2-unflatten-deep-json"):
                             return True
                         paths = [kv.key[len(PREFIX) :]] if kv.key.startswith(PREFIX) else []
-                        if kv.key in (md.NULLS_KEY, md.EMPTY_OBJECTS_KEY):
+                        if kv.key in (semconv.METADATA_NULLS, semconv.METADATA_EMPTY_OBJECTS):
                             paths = [item.string_value for item in kv.value.array_value.values]
                         if any(map(_deep_path, paths)) and bug_open("B1-unflatten-deep-path"):
                             return True

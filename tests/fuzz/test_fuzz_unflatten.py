@@ -24,7 +24,8 @@ from fuzz_support import (
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from agentsight_otel import metadata as md
+from agentsight_otel import semconv
+from agentsight_otel.recording import flatten as md
 from agentsight_otel.wire import unflatten as wire_unflatten
 
 _segment = st.one_of(
@@ -103,11 +104,11 @@ def attribute_maps(draw: st.DrawFn) -> Dict[str, Any]:
     for _ in range(draw(st.integers(0, 6))):
         attributes[PREFIX + draw(paths)] = draw(attribute_values)
     if draw(st.booleans()):
-        attributes[md.NULLS_KEY] = draw(marker_values)
+        attributes[semconv.METADATA_NULLS] = draw(marker_values)
     if draw(st.booleans()):
-        attributes[md.EMPTY_OBJECTS_KEY] = draw(marker_values)
+        attributes[semconv.METADATA_EMPTY_OBJECTS] = draw(marker_values)
     if draw(st.integers(0, 3)) == 0:
-        attributes[md.JSON_KEY] = draw(compact_json)
+        attributes[semconv.METADATA_JSON] = draw(compact_json)
     if draw(st.booleans()):
         attributes[draw(st.text(max_size=20))] = draw(attribute_values)  # not metadata
     return attributes
@@ -135,7 +136,7 @@ def perturbed_flattenings(draw: st.DrawFn) -> Dict[str, Any]:
         elif op == "retype":
             attributes[key] = draw(attribute_values)
         else:
-            marker = draw(st.sampled_from([md.NULLS_KEY, md.EMPTY_OBJECTS_KEY]))
+            marker = draw(st.sampled_from([semconv.METADATA_NULLS, semconv.METADATA_EMPTY_OBJECTS]))
             present = attributes.get(marker)
             present = tuple(present) if isinstance(present, (list, tuple)) else ()
             attributes[marker] = (*present, draw(paths))
@@ -149,11 +150,11 @@ def _nesting(text: Any, openers: str) -> int:
 def _deep(attributes: Dict[str, Any]) -> bool:
     """Inputs of known bugs B1/B2: a very deep path or compact JSON."""
     paths = list(attributes)
-    for marker in (md.NULLS_KEY, md.EMPTY_OBJECTS_KEY):
+    for marker in (semconv.METADATA_NULLS, semconv.METADATA_EMPTY_OBJECTS):
         value = attributes.get(marker)
         paths.extend(value if isinstance(value, (list, tuple)) else [value])
     deep_path = any(_nesting(path, ".[") > RECURSION_RISK for path in paths)
-    deep_json = _nesting(attributes.get(md.JSON_KEY), "[{") > RECURSION_RISK
+    deep_json = _nesting(attributes.get(semconv.METADATA_JSON), "[{") > RECURSION_RISK
     return (deep_path and bug_open("B1-unflatten-deep-path")) or (
         deep_json and bug_open("B2-unflatten-deep-json")
     )
@@ -163,7 +164,7 @@ def _marker_not_str(attributes: Dict[str, Any]) -> bool:
     """Input of known bug B6: a marker attribute listing a path that is not a string."""
     if not bug_open("B6-unflatten-marker-not-str"):
         return False
-    for marker in (md.NULLS_KEY, md.EMPTY_OBJECTS_KEY):
+    for marker in (semconv.METADATA_NULLS, semconv.METADATA_EMPTY_OBJECTS):
         value = attributes.get(marker)
         if isinstance(value, (list, tuple)) and any(not isinstance(p, str) for p in value):
             return True

@@ -23,8 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentsight_otel import Tracker
-from agentsight_otel import metadata as md
+from agentsight_otel import Tracker, semconv
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, REQUIRED_CLICK_ATTRIBUTES
 from agentsight_otel.server import limits, validation
 from agentsight_otel.wire import buttons as wire_buttons
@@ -93,11 +92,13 @@ def test_b1_otlp_click_with_deep_metadata_path_is_rejected() -> None:
 
 def test_b2_unflatten_deep_compact_json_raises_value_error() -> None:
     with pytest.raises(ValueError):
-        without_recursion_error(lambda: wire_unflatten.unflatten({md.JSON_KEY: DEEP_JSON}))
+        without_recursion_error(
+            lambda: wire_unflatten.unflatten({semconv.METADATA_JSON: DEEP_JSON})
+        )
 
 
 def test_b2_otlp_click_with_deep_compact_json_is_rejected() -> None:
-    request = click_request({md.JSON_KEY: DEEP_JSON})
+    request = click_request({semconv.METADATA_JSON: DEEP_JSON})
     records, rejected, _ = without_recursion_error(lambda: otlp.records_from_request(request))
     assert (records, rejected) == ([], 1)
 
@@ -105,12 +106,12 @@ def test_b2_otlp_click_with_deep_compact_json_is_rejected() -> None:
 # --- B3: metadata of OTLP clicks is not held to track_button's rules ----------------
 
 B3_CASES = {
-    "nan": {md.JSON_KEY: '{"a": NaN}'},
-    "infinity": {md.JSON_KEY: '{"a": Infinity}'},
-    "overflow": {md.JSON_KEY: '{"a": 1e999}'},
-    "lone-surrogate-key": {md.JSON_KEY: '{"\\ud800": 1}'},
-    "int-beyond-64-bits": {md.JSON_KEY: '{"n": 18446744073709551616}'},
-    "json-17-levels": {md.JSON_KEY: '{"a":' * 17 + "1" + "}" * 17},
+    "nan": {semconv.METADATA_JSON: '{"a": NaN}'},
+    "infinity": {semconv.METADATA_JSON: '{"a": Infinity}'},
+    "overflow": {semconv.METADATA_JSON: '{"a": 1e999}'},
+    "lone-surrogate-key": {semconv.METADATA_JSON: '{"\\ud800": 1}'},
+    "int-beyond-64-bits": {semconv.METADATA_JSON: '{"n": 18446744073709551616}'},
+    "json-17-levels": {semconv.METADATA_JSON: '{"a":' * 17 + "1" + "}" * 17},
     "path-17-levels": {"agentsight.metadata." + ".".join(["a"] * 17): 1},
 }
 
@@ -128,14 +129,16 @@ def test_b3_otlp_click_metadata_follows_track_button_rules(extra: Dict[str, Any]
 
 
 def test_b3_an_accepted_otlp_click_always_encodes() -> None:
-    records, _, _ = otlp.records_from_request(click_request({md.JSON_KEY: '{"\\ud800": 1}'}))
+    records, _, _ = otlp.records_from_request(
+        click_request({semconv.METADATA_JSON: '{"\\ud800": 1}'})
+    )
     for record in records:
         wire_ingest.encode_ingest([record])
         wire_records.record_to_json(record).encode("utf-8")
 
 
 def test_b3_an_accepted_otlp_click_is_accepted_downstream() -> None:
-    records, _, _ = otlp.records_from_request(click_request({md.JSON_KEY: '{"a": NaN}'}))
+    records, _, _ = otlp.records_from_request(click_request({semconv.METADATA_JSON: '{"a": NaN}'}))
     for record in records:
         validation.ingest_clicks(limits.parse_json(wire_ingest.encode_ingest([record])))
         wire_buttons.encode_buttons(record)
@@ -162,7 +165,7 @@ def test_b5_otlp_json_surrogate_key_is_malformed(body: bytes) -> None:
 
 def test_b6_unflatten_non_string_marker_path() -> None:
     with pytest.raises((ValueError, TypeError)):
-        wire_unflatten.unflatten({md.NULLS_KEY: ({"": 0},)})
+        wire_unflatten.unflatten({semconv.METADATA_NULLS: ({"": 0},)})
 
 
 # --- B4: all-zero ids ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from test_bridge import PB, Bridge
 from test_bridge_foreign_clicks import foreign_spans
 
-from agentsight_otel import metadata
+from agentsight_otel.recording import flatten as metadata
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 from agentsight_otel.wire import unflatten as wire_unflatten
 
@@ -73,7 +73,7 @@ def test_unique_attribute_names_do_not_grow_the_caches(bridge: Bridge) -> None:
     # more than before (without the bound: 3.1 million characters).
     assert retained_characters() - before < 1_000_000
     sizes = metadata.cache_sizes()
-    assert sizes["flat_plans_bytes"] <= metadata.FLAT_PLANS_MAX_BYTES
+    assert sizes["flat_plans_bytes"] <= wire_unflatten.FLAT_PLANS_MAX_BYTES
     assert sizes["flat_names_bytes"] <= metadata.FLAT_NAMES_MAX_BYTES
 
 

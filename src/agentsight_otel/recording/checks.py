@@ -12,8 +12,8 @@ from typing import Any, Dict, Mapping, Optional
 
 from opentelemetry.sdk.trace import SpanLimits
 
-from agentsight_otel import metadata as _metadata
 from agentsight_otel.errors import InvalidButtonError, type_name
+from agentsight_otel.recording import flatten as _flatten
 from agentsight_otel.semconv import (
     BUTTONS_CORRELATION_KEY,
     METADATA_JSON,
@@ -62,7 +62,7 @@ def flatten_metadata(metadata: Any, attributes: Dict[str, Any]) -> None:
             f"metadata.{BUTTONS_CORRELATION_KEY}",
             "is reserved for trace correlation; use another key",
         )
-    _metadata.flatten(metadata, attributes)
+    _flatten.flatten(metadata, attributes)
 
 
 def fit_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> Dict[str, Any]:

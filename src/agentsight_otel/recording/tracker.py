@@ -17,7 +17,6 @@ from agentsight_otel._sdk import (
 )
 from agentsight_otel.api_types import TrackedClick
 from agentsight_otel.errors import MissingConversationIdError, TracingNotConfiguredError
-from agentsight_otel.metadata import _flatten_flat, remember_names
 from agentsight_otel.recording.checks import (
     conversation_argument,
     fit_limits,
@@ -25,6 +24,7 @@ from agentsight_otel.recording.checks import (
     required_text,
 )
 from agentsight_otel.recording.conversation import current_conversation_id
+from agentsight_otel.recording.flatten import flatten_flat, remember_names
 from agentsight_otel.semconv import (
     BUTTON_CLICK_EVENT,
     BUTTON_EVENT,
@@ -240,7 +240,7 @@ class Tracker:
         flat: Any = True
         if metadata is not None:
             # The common case in one call; it declines the reserved key.
-            flat = type(metadata) is dict and _flatten_flat(metadata, attributes)
+            flat = type(metadata) is dict and flatten_flat(metadata, attributes)
             if not flat:
                 flatten_metadata(metadata, attributes)
                 flat = True

@@ -1,6 +1,6 @@
 """Flattened metadata attributes -> the metadata object, and its JSON text.
 
-The inverse of ``metadata.flatten`` (see its module for the encoding).
+The inverse of ``recording.flatten.flatten`` (see its module for the encoding).
 Click events that did not come from ``track_button`` (written by hand, or
 arriving over OTLP from anyone) are held to the same rules
 (:func:`unflatten_valid_json`) before they go on the wire.
@@ -13,21 +13,18 @@ import threading
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from agentsight_otel.errors import shown
-from agentsight_otel.metadata import (
-    _INT64_MAX,
-    _INT64_MIN,
-    MAX_CHARS,
-    MAX_DEPTH,
-    MAX_LEAVES,
-    _has_path_syntax,
-    flatten,
-)
+from agentsight_otel.semconv import INT64_MAX as _INT64_MAX
+from agentsight_otel.semconv import INT64_MIN as _INT64_MIN
 from agentsight_otel.semconv import (
     METADATA_EMPTY_OBJECTS,
     METADATA_JSON,
     METADATA_NULLS,
     METADATA_PREFIX,
 )
+from agentsight_otel.semconv import METADATA_MAX_CHARS as MAX_CHARS
+from agentsight_otel.semconv import METADATA_MAX_DEPTH as MAX_DEPTH
+from agentsight_otel.semconv import METADATA_MAX_LEAVES as MAX_LEAVES
+from agentsight_otel.semconv import has_path_syntax as _has_path_syntax
 
 #: Held only to add to or reset the plan cache (misses: rare), so its byte
 #: count stays true across threads; reads take no lock.
@@ -108,7 +105,7 @@ def _finish(value: Any) -> Any:
 
 
 def _unflatten_flat(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """Fast path: one level of plain keys (what _flatten_flat writes), else None."""
+    """Fast path: one level of plain keys (what ``flatten_flat`` writes), else None."""
     root: Dict[str, Any] = {}
     prefix = METADATA_PREFIX
     for key, value in attributes.items():
@@ -245,7 +242,7 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
     The common case, one level of plain keys and scalars that :func:`flatten`
     accepts as they are, is checked, rebuilt and written as JSON in one pass;
     anything else goes to the thorough path (unflatten, then flatten to
-    check). The fast rules are those of ``_flatten_flat``, so whatever it
+    check). The fast rules are those of ``recording.flatten.flatten_flat``, so whatever it
     accepts, ``flatten`` would accept: ASCII keys without ``.[]\\``, ASCII
     strings, finite floats, 64-bit ints, bools, within the leaf and size
     bounds. The text is ``json.dumps``'s byte for byte (a property test holds
@@ -302,6 +299,10 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
 
 
 def _thorough_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any], str]:
+    # Held to the writer's own rules by running the writer; imported here, not
+    # at the top, because recording imports wire (this is the one way back).
+    from agentsight_otel.recording.flatten import flatten
+
     metadata = unflatten(attributes)
     flatten(metadata, {})
     return metadata, to_json(metadata)

@@ -14,7 +14,7 @@ JSON-like value:
   an OTel user expects to search. The empty list becomes an empty array. Any
   other list is spelled item by item with ``[i]`` path segments.
 * ``None`` and ``{}`` have no attribute form, so their paths are listed in
-  two marker attributes (:data:`NULLS_KEY`, :data:`EMPTY_OBJECTS_KEY`).
+  two marker attributes (:data:`METADATA_NULLS`, :data:`METADATA_EMPTY_OBJECTS`).
 
 Validation happens in the same single walk, because ``track_button`` must
 refuse bad metadata before recording anything and must stay cheap.
@@ -22,11 +22,10 @@ refuse bad metadata before recording anything and must stay cheap.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 from agentsight_otel.errors import (
     MAX_SHOWN_CHARS,
@@ -37,44 +36,26 @@ from agentsight_otel.errors import (
 )
 from agentsight_otel.semconv import (
     BUTTONS_CORRELATION_KEY,
+    INT64_MAX,
+    INT64_MIN,
     METADATA_EMPTY_OBJECTS,
-    METADATA_JSON,
+    METADATA_MAX_CHARS,
+    METADATA_MAX_DEPTH,
+    METADATA_MAX_LEAVES,
     METADATA_NULLS,
     METADATA_PREFIX,
+    has_path_syntax,
 )
-
-NULLS_KEY = METADATA_NULLS
-EMPTY_OBJECTS_KEY = METADATA_EMPTY_OBJECTS
-JSON_KEY = METADATA_JSON
-
-#: Deepest nesting accepted. Real click metadata is two or three levels; a
-#: bound keeps the recursive walk (and every consumer's) far from Python's
-#: recursion limit and turns an accidental self-reference into a clear error.
-MAX_DEPTH = 16
-#: Most leaves (values plus None/{}/[] markers) accepted. Each is an attribute
-#: on the span event; past this, the click is a document, not a click.
-MAX_LEAVES = 1024
-#: Most characters of keys and string values together. Keeps one click well
-#: inside the receiver's request bounds and the OTLP exporter's batch sizes.
-MAX_CHARS = 65_536
-
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
+from agentsight_otel.wire.unflatten import plan_cache_sizes
 
 _ESCAPES = str.maketrans({"\\": "\\\\", ".": "\\.", "[": "\\[", "]": "\\]"})
 
 Attributes = Dict[str, Any]
 
 
-def _has_path_syntax(key: str) -> bool:
-    """Whether a key holds a character the path syntax uses (``_ESCAPES``):
-    it is then escaped, and no fast path takes it as it is."""
-    return "." in key or "[" in key or "]" in key or "\\" in key
-
-
 def escape_key(key: str) -> str:
     """One dict key as a path segment."""
-    if not _has_path_syntax(key):
+    if not has_path_syntax(key):
         return key
     return key.translate(_ESCAPES)
 
@@ -95,14 +76,14 @@ class _Walk:
     def count(self, path: str, chars: int) -> None:
         self.leaves += 1
         self.chars += chars
-        if self.leaves > MAX_LEAVES:
+        if self.leaves > METADATA_MAX_LEAVES:
             raise InvalidButtonError(
-                "metadata", f"has more than {MAX_LEAVES} values (the documented bound)"
+                "metadata", f"has more than {METADATA_MAX_LEAVES} values (the documented bound)"
             )
-        if self.chars > MAX_CHARS:
+        if self.chars > METADATA_MAX_CHARS:
             raise InvalidButtonError(
                 "metadata",
-                f"is larger than {MAX_CHARS} characters of keys and strings "
+                f"is larger than {METADATA_MAX_CHARS} characters of keys and strings "
                 f"(the documented bound), reached at {_shown(path)}",
             )
 
@@ -141,7 +122,7 @@ def _leaf(walk: _Walk, path: str, value: Any, depth: int) -> None:
         walk.count(path, 0)
         walk.out[METADATA_PREFIX + path] = value
     elif kind is int:
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise InvalidButtonError(
                 _shown(path), "integers must fit in 64 bits (OTLP's integer type)"
             )
@@ -170,9 +151,10 @@ def _leaf(walk: _Walk, path: str, value: Any, depth: int) -> None:
 def _enter(walk: _Walk, path: str, container: Any, depth: int) -> None:
     if id(container) in walk.ancestors:
         raise InvalidButtonError(_shown(path), "is cyclic (contains itself)")
-    if depth > MAX_DEPTH:
+    if depth > METADATA_MAX_DEPTH:
         raise InvalidButtonError(
-            _shown(path), f"is nested deeper than {MAX_DEPTH} levels (the documented bound)"
+            _shown(path),
+            f"is nested deeper than {METADATA_MAX_DEPTH} levels (the documented bound)",
         )
     walk.ancestors.add(id(container))
 
@@ -232,7 +214,7 @@ _FLAT_NAMES_CACHED = 4096
 FLAT_NAMES_MAX_BYTES = 1 << 20
 _flat_names_bytes = [0]  # estimated bytes of _flat_names; mutated in place
 
-#: What :func:`_flatten_flat` answers: False (declined), True (accepted, every
+#: What :func:`flatten_flat` answers: False (declined), True (accepted, every
 #: key already cached), or the accepted call's new keys, for
 #: :func:`remember_names` once the whole call has succeeded.
 FlatResult = Union[bool, List[str]]
@@ -263,8 +245,6 @@ def remember_names(keys: List[str]) -> None:
 def cache_sizes() -> Dict[str, int]:
     """Entries in each cache keyed by caller data, and their estimated bytes
     (for tests and diagnostics)."""
-    from agentsight_otel.wire.unflatten import plan_cache_sizes  # wire imports this module
-
     plans, plans_bytes = plan_cache_sizes()
     return {
         "flat_names": len(_flat_names),
@@ -274,7 +254,7 @@ def cache_sizes() -> Dict[str, int]:
     }
 
 
-def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
+def flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
     """Fast path for the common case: one level of plain keys and scalars.
 
     Returns False for anything else, and the general walk then starts over
@@ -295,7 +275,7 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
             if (
                 type(key) is not str
                 or not key.isascii()
-                or _has_path_syntax(key)
+                or has_path_syntax(key)
                 # Reserved by track_button: never cached, so its caller's
                 # careful path sees the key and refuses it.
                 or key == BUTTONS_CORRELATION_KEY
@@ -315,13 +295,13 @@ def _flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
             if value - value != 0.0:  # NaN or an infinity (either gives NaN)
                 return False
         elif kind is int:
-            if not _INT64_MIN <= value <= _INT64_MAX:
+            if not INT64_MIN <= value <= INT64_MAX:
                 return False
         elif kind is not bool:
             return False
         chars += len(key)
         out[name] = value
-    if chars > MAX_CHARS:
+    if chars > METADATA_MAX_CHARS:
         return False
     return True if fresh is None else fresh
 
@@ -335,7 +315,7 @@ def flatten(metadata: Optional[Mapping[str, Any]], out: Optional[Attributes] = N
     """
     result: Attributes = {} if out is None else out
     if type(metadata) is dict:
-        flat = _flatten_flat(metadata, result)
+        flat = flatten_flat(metadata, result)
         if flat:
             if isinstance(flat, list):
                 remember_names(flat)
@@ -349,7 +329,7 @@ def flatten(metadata: Optional[Mapping[str, Any]], out: Optional[Attributes] = N
     walk = _Walk(result)
     _mapping(walk, "", metadata, 1)
     if walk.nulls:
-        result[NULLS_KEY] = tuple(walk.nulls)
+        result[METADATA_NULLS] = tuple(walk.nulls)
     if walk.empty_objects:
-        result[EMPTY_OBJECTS_KEY] = tuple(walk.empty_objects)
+        result[METADATA_EMPTY_OBJECTS] = tuple(walk.empty_objects)
     return result
