@@ -103,3 +103,21 @@ def test_always_recording_tracer_is_kept_until_the_provider_rebinds_the_original
     second.start_span("click").end()
     [span] = exporter.get_finished_spans()
     assert span.resource.attributes["process.pid"] == 2
+
+
+def test_an_sdk_span_whose_internals_moved_gets_the_public_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An SDK span without ``_limits`` where it is read today still gets its
+    room counted (through ``span.events``), not waved through."""
+    provider, _ = own_provider()
+    span = provider.get_tracer("test").start_span("s")
+    for _ in range(100):
+        span.add_event("e")
+    expected_room, expected_limits = _sdk.public_span_room_and_limits(span)
+    monkeypatch.setattr(span, "_limits", None)  # None.max_events: AttributeError
+    room, limits = _sdk.span_room_and_limits(span)
+    assert room is expected_room is False  # 100 of the default 128 events: over 3/4
+    assert limits is not None and expected_limits is not None
+    assert limits.max_events == expected_limits.max_events == 128
+    span.end()

@@ -40,14 +40,17 @@ def span_room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
         limits = span._limits
         limit = limits.max_events
         held = len(span._events)
-    except (AttributeError, TypeError):
-        return True, None
+    except (AttributeError, TypeError):  # not the SDK's span, or an SDK that moved them
+        return public_span_room_and_limits(span)
     return (limit is None or held < limit - limit // 4), limits
 
 
 def public_span_room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
-    """:func:`span_room_and_limits` through public attributes only (a copy of
-    the events and the environment's limits): the slow reference."""
+    """:func:`span_room_and_limits` through public attributes only: a copy of
+    the events, and the limits the environment sets (``OTEL_SPAN_EVENT_COUNT_LIMIT``
+    and friends), which are the span's own unless its provider was given
+    ``span_limits=`` by hand. The fallback when the SDK's internals are not
+    where :func:`span_room_and_limits` looks."""
     if not isinstance(span, SdkSpan):
         return True, None
     limits = SpanLimits()
