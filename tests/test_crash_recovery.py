@@ -75,6 +75,7 @@ def test_kill_9_then_restart_delivers_every_click_exactly_once(tmp_path: Path) -
             time.sleep(0.1)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
+        first.stdout.close()
         assert first.returncode == -signal.SIGKILL
         sent = sent_file.read_text().split()
         assert len(sent) == 500

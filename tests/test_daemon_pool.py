@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from agentsight_otel.daemon_pool import DaemonPool
+from agentsight_otel.delivery.daemon_pool import DaemonPool
 
 
 def test_map_keeps_order_and_threads_are_daemons_up_to_the_size() -> None:

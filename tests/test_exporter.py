@@ -420,9 +420,9 @@ def test_a_batch_that_fills_is_sent_without_waiting_out_the_linger(
     # an empty queue, and on the click that fills a batch. With a linger far
     # longer than this test, a full batch must still go out at once, twice:
     # the second time the worker is asleep on an empty queue first.
-    from agentsight_otel import exporter as exporter_module
+    from agentsight_otel.delivery import worker as worker_module
 
-    monkeypatch.setattr(exporter_module, "BATCH_LINGER_SECONDS", 600.0)
+    monkeypatch.setattr(worker_module, "BATCH_LINGER_SECONDS", 600.0)
     app = App(make_exporter(max_batch_size=10))
     for round_ in range(2):
         sent = app.clicks(3)
@@ -460,7 +460,7 @@ def test_an_unreadable_spool_record_is_set_aside_and_the_rest_delivered(
 ) -> None:
     import sqlite3
 
-    from agentsight_otel.spool import Spool
+    from agentsight_otel.delivery.spool import Spool
 
     path = str(tmp_path / "spool.sqlite3")
     records = _records(0, 5)

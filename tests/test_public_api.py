@@ -305,8 +305,8 @@ _RECORD_ONLY = """
 import sys
 from agentsight_otel import Tracker, TrackedClick, conversation, track_button
 loaded = [m for m in (
-    "agentsight_otel.exporter", "agentsight_otel.wiring", "agentsight_otel.transport",
-    "agentsight_otel.spool", "requests", "urllib3", "tenacity", "sqlite3",
+    "agentsight_otel.exporter", "agentsight_otel.wiring", "agentsight_otel.delivery.http",
+    "agentsight_otel.delivery.spool", "requests", "urllib3", "tenacity", "sqlite3",
 ) if m in sys.modules]
 print(loaded)
 import agentsight_otel

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentsight_otel.spool import Spool
+from agentsight_otel.delivery.spool import Spool
 from agentsight_otel.wire.records import ClickRecord
 
 
@@ -92,7 +92,7 @@ def test_leases_of_a_dead_process_are_released_on_open(tmp_path: Path) -> None:
     Spool(path, 100).put([record(i) for i in range(3)])
     # Another process leases everything for an hour, then dies without a word.
     code = (
-        "import sys; from agentsight_otel.spool import Spool; "
+        "import sys; from agentsight_otel.delivery.spool import Spool; "
         f"s = Spool({path!r}, 100); assert len(s.lease(10, 3600)) == 3"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -204,7 +204,7 @@ def test_an_ack_the_disk_refused_is_written_with_the_next_one(tmp_path: Path) ->
 import resource, signal, sqlite3, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from test_spool import record
-from agentsight_otel.spool import Spool
+from agentsight_otel.delivery.spool import Spool
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 spool = Spool({path!r}, 100)
 spool.put([record(i) for i in range(3)])

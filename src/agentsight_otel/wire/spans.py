@@ -108,3 +108,22 @@ def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[st
     """Click records from SDK ``ReadableSpan`` objects, and why any were rejected."""
     found = [item for item in map(compact, spans) if item is not None]
     return records_from_compact([item[0] for item in found])
+
+
+def records_from_items(
+    items: Sequence[Tuple[Any, int, int]],
+) -> Tuple[List[ClickRecord], List[str]]:
+    """Click records from the exporter's queue items (compact spans, or lists
+    of records already read), and why any were rejected."""
+    records: List[ClickRecord] = []
+    spans: List[CompactSpan] = []
+    for item, _, _ in items:
+        if isinstance(item, list):
+            records.extend(item)
+        else:
+            spans.append(item)
+    if spans:
+        found, rejected = records_from_compact(spans)
+        records.extend(found)
+        return records, rejected
+    return records, []

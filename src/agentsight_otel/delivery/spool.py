@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
+from agentsight_otel.config import ConfigurationError, ExporterSettings
 from agentsight_otel.server.private_files import create_private_file, make_private_dirs
 from agentsight_otel.wire.records import ClickRecord, record_to_json
 
@@ -355,3 +356,11 @@ class Spool:
         if row is None or row[0] is None:
             return None
         return max(0.0, float(row[0]) - time.time())
+
+
+def open_spool(settings: ExporterSettings) -> Spool:
+    """The spool ``settings`` name; an unusable path is a configuration error."""
+    try:
+        return Spool(str(settings.spool_path), settings.spool_max_clicks, settings.drop_policy)
+    except Exception as exc:
+        raise ConfigurationError(f"cannot open spool {settings.spool_path!r}: {exc}") from exc
