@@ -263,12 +263,47 @@ def test_parse_json_refuses_what_is_not_exactly_one_value(text):
             limits.parse_json(data)
 
 
-def test_parse_json_takes_the_single_pass_for_ordinary_bodies():
-    """orjson's own depth limit is found and used, so the byte pre-scan stays
-    off the hot path (a regression here costs the receiver a sixth of its speed)."""
-    assert (limits._orjson_depth_limit() or 0) > limits.MAX_JSON_DEPTH
-    assert limits._loads_within_depth(b'{"a": [[1]]}', 3) == {"a": [[1]]}
-    assert limits._loads_within_depth(b'{"a": [[[1]]]}', 3) is limits._UNSETTLED
+def _ingest_with_attribute(value_json: str) -> bytes:
+    span = (
+        '{"span_id":"00000000000000aa","trace_id":"000000000000000000000000000000bb",'
+        '"kind":"other","attributes":{"x":' + value_json + "}}"
+    )
+    return ('{"conversations":[{"conversation_id":"c","spans":[' + span + "]}]}").encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        # An attribute value sits at level 7 (body, conversations, block,
+        # spans, span, attributes, value): 26 more levels fit in 32.
+        pytest.param("[" * 26 + "]" * 26, False, id="at-the-depth-limit"),
+        pytest.param("[" * 27 + "]" * 27, True, id="past-the-depth-limit"),
+        pytest.param("[" * 5000 + "]" * 5000, True, id="far-past-the-depth-limit"),
+        pytest.param("18446744073709551615", False, id="largest-64-bit-integer"),
+        pytest.param("18446744073709551616", True, id="integer-beyond-64-bits"),
+        pytest.param("-9223372036854775809", True, id="negative-beyond-64-bits"),
+        pytest.param("1e999", True, id="float-overflow"),
+        pytest.param(r'"\\ud800"', False, id="escaped-backslash"),
+        pytest.param(r'"\ud800"', True, id="lone-surrogate"),
+    ],
+)
+def test_the_ingest_schema_keeps_the_body_parser_rules(value, refused):
+    """The schema route (one msgspec pass, no byte pre-scan) refuses exactly
+    what the body parser refuses in the parts it decodes freely."""
+    from agentsight_otel.server.ingest import read_ingest
+
+    body = _ingest_with_attribute(value)
+    parser_refuses = False
+    try:
+        limits.parse_json(body)
+    except limits.MalformedBody:
+        parser_refuses = True
+    assert parser_refuses is refused
+    if refused:
+        with pytest.raises(limits.MalformedBody):
+            read_ingest(body)
+    else:
+        assert read_ingest(body).spans == 1
 
 
 def test_gunzip_refuses_past_the_limit_without_inflating_everything(gzip_bomb):
@@ -285,18 +320,10 @@ def test_decompress_identity_is_bounded_too():
         limits.decompress(b"abc", "br", 3)
 
 
-def test_collector_paused_restores_the_collector_as_it_found_it():
+def test_ingest_leaves_the_garbage_collector_as_it_found_it(wire):
+    """Decoding a body changes no process-wide state (the collector stays on)."""
     assert gc.isenabled()
-    with limits.collector_paused():
-        assert not gc.isenabled()
+    response = wire.post_ingest(wire.payload(wire.block("c", wire.button_span())))
+    assert response.status_code == 200, response.text
+    assert wire.post_raw("/api/ingest/", b"[1,", _json_headers(wire)).status_code == 400
     assert gc.isenabled()
-    with pytest.raises(limits.MalformedBody), limits.collector_paused():
-        limits.parse_json(b"[1,")
-    assert gc.isenabled(), "an error while paused must not leave the collector off"
-    gc.disable()
-    try:
-        with limits.collector_paused():
-            pass
-        assert not gc.isenabled(), "an application that disabled gc keeps it disabled"
-    finally:
-        gc.enable()

@@ -6,7 +6,6 @@ field the 400 must point at. Nothing of a rejected request may be stored.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any, Callable, Dict
 
@@ -289,7 +288,7 @@ def test_a_non_button_span_needs_no_button_attributes(wire):
     }
 
 
-# --- the fast path agrees with the thorough one ------------------------------
+# --- the schema route agrees with the block-by-block one ----------------------
 
 
 def _valid_block(wire) -> Dict[str, Any]:
@@ -302,18 +301,38 @@ def _valid_block(wire) -> Dict[str, Any]:
     )
 
 
-def test_fast_path_builds_the_same_rows_as_the_thorough_reader(wire):
+def _body(block: Dict[str, Any]) -> bytes:
+    return json.dumps({"conversations": [block]}).encode()
+
+
+def test_schema_route_builds_the_same_rows_as_the_block_by_block_route(wire):
+    """Bytes take the msgspec schema in one pass; a parsed body is checked per
+    block (to name every bad one). Both must make the same rows."""
     block = _valid_block(wire)
-    rows: list = []
-    errors: dict = {}
-    validation._ingest_block(copy.deepcopy(block), rows, errors)
-    assert errors == {}
-    assert validation._fast_block(copy.deepcopy(block)) == rows
+    from_bytes = validation.read_ingest(_body(block))
+    from_parsed = validation.ingest_clicks(json.loads(_body(block)))
+    assert from_bytes == from_parsed
+    assert len(from_bytes.clicks) == 3
 
 
 @pytest.mark.parametrize(("edit", "field"), INGEST_CASES)
-def test_fast_path_never_accepts_what_the_thorough_reader_rejects(wire, edit, field):
+def test_schema_route_refuses_what_the_block_by_block_route_refuses(wire, edit, field):
     block = _valid_block(wire)
     edit(block)
     block = json.loads(json.dumps(block))
-    assert validation._fast_block(block) is None
+    with pytest.raises(validation.ValidationFailed) as from_bytes:
+        validation.read_ingest(_body(block))
+    with pytest.raises(validation.ValidationFailed) as from_parsed:
+        validation.ingest_clicks({"conversations": [block]})
+    assert from_bytes.value.body == from_parsed.value.body
+    [entry] = from_bytes.value.body["conversations"]
+    assert field in entry["errors"], entry
+
+
+def test_type_errors_name_the_json_path_msgspec_reports(wire):
+    block = _valid_block(wire)
+    block["spans"][2]["kind"] = 7
+    with pytest.raises(validation.ValidationFailed) as caught:
+        validation.read_ingest(_body(block))
+    [entry] = caught.value.body["conversations"]
+    assert entry["errors"] == {"spans[2].kind": ["Expected `str`, got `int`."]}

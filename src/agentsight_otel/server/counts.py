@@ -21,7 +21,7 @@ than retrying the same bytes.
 
 from __future__ import annotations
 
-from typing import Any, Final, Union
+from typing import Any, Final, Iterable, Union
 
 from agentsight_otel.server.limits import BodyTooLarge, parse_json
 
@@ -86,17 +86,24 @@ def check_ingest_counts(body: Any) -> None:
     blocks = body.get("conversations")
     if type(blocks) is not list:
         return
-    if len(blocks) > MAX_INGEST_BLOCKS:
+    check_ingest_sizes(
+        len(blocks),
+        (
+            len(found)
+            for block in blocks
+            if type(block) is dict and type(found := block.get("spans")) is list
+        ),
+    )
+
+
+def check_ingest_sizes(blocks: int, spans_per_block: Iterable[int]) -> None:
+    """Refuse ``blocks`` conversation blocks holding ``spans_per_block`` spans if too many."""
+    if blocks > MAX_INGEST_BLOCKS:
         raise TooManyElements(
-            f"ingest body holds {len(blocks):,} conversation blocks; the limit is"
+            f"ingest body holds {blocks:,} conversation blocks; the limit is"
             f" {MAX_INGEST_BLOCKS:,} per request (send smaller batches)"
         )
-    spans = 0
-    for block in blocks:
-        if type(block) is dict:
-            found = block.get("spans")
-            if type(found) is list:
-                spans += len(found)
+    spans = sum(spans_per_block)
     if spans > MAX_INGEST_SPANS:
         raise TooManyElements(
             f"ingest body holds {spans:,} spans; the limit is {MAX_INGEST_SPANS:,}"

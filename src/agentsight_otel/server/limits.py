@@ -11,21 +11,17 @@ a 4xx answer instead of a memory spike, a hang or a 500. Three bounds:
   the limit rather than after exhausting memory;
 * the nesting depth of JSON (:data:`MAX_JSON_DEPTH`): the stdlib parser
   recurses once per level and deep input would end in ``RecursionError``.
-  Bodies orjson can settle are bounded by orjson's own depth limit in the
-  same pass that parses them; everything else gets a linear byte pre-scan
-  before the stdlib parser runs (:func:`parse_json`).
+  A linear byte pre-scan bounds it before parsing (:func:`parse_json`);
+  the ingest schema bounds its own free-form parts after decoding.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import zlib
-from contextlib import contextmanager
-from functools import cache
 from itertools import accumulate
-from typing import Any, Final, Iterator, List, Optional, Union
+from typing import Any, Final, List, Optional, Union
 
 import orjson
 from starlette.requests import Request
@@ -255,19 +251,12 @@ def parse_json(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) -> Any:
 
     Raises :class:`MalformedBody` for anything that is not strict JSON
     (including ``NaN``/``Infinity``, which Python would otherwise accept and
-    which no other JSON reader would) or that nests too deep.
-
-    The common case is one orjson call with orjson's own depth limit doing
-    the bounding (:func:`_loads_within_depth`); anything it does not settle
-    (a syntax error, too deep, a possible big integer) takes the exact route:
-    the byte pre-scan for depth, then :func:`strict_loads`, whose errors are
-    the ones reported.
+    which no other JSON reader would) or that nests too deep: the byte
+    pre-scan bounds the depth before :func:`strict_loads` parses. (The ingest
+    hot path does not come here: its schema bounds the shape as it decodes,
+    :mod:`~agentsight_otel.server.ingest`.)
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if not _may_hold_big_int(raw):
-        parsed = _loads_within_depth(raw, max_depth)
-        if parsed is not _UNSETTLED:
-            return parsed
     if isinstance(data, str):
         text = data
     else:
@@ -278,64 +267,6 @@ def parse_json(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) -> Any:
     if json_depth_exceeds(raw, max_depth):
         raise MalformedBody(f"JSON nesting exceeds the limit of {max_depth} levels")
     return strict_loads(text, raw)
-
-
-_UNSETTLED: Final = object()
-
-
-@cache
-def _orjson_depth_limit() -> Optional[int]:
-    """The deepest nesting orjson parses (1,024 in every version so far), or
-    ``None`` if it parses ``2**16`` levels (then it has no limit we can use).
-
-    Found by bisection rather than assumed, so an orjson that changes its
-    limit changes our padding instead of our answers.
-    """
-
-    def parses(depth: int) -> bool:
-        try:
-            orjson.loads("[" * depth + "]" * depth)
-        except orjson.JSONDecodeError:
-            return False
-        return True
-
-    low, high = 1, 2**16
-    if parses(high):
-        return None
-    while high - low > 1:  # parses(low) and not parses(high)
-        middle = (low + high) // 2
-        if parses(middle):
-            low = middle
-        else:
-            high = middle
-    return low
-
-
-def _loads_within_depth(raw: bytes, max_depth: int) -> Any:
-    """UTF-8 ``raw`` parsed by orjson if it is valid JSON nested at most ``max_depth``
-    deep; :data:`_UNSETTLED` otherwise (invalid, too deep, or undecidable here).
-
-    orjson refuses nesting past its own limit L without recursing, so
-    wrapping ``raw`` in ``L - max_depth`` array levels turns that limit into
-    ours: the same single pass that parses also bounds the depth, where the
-    byte pre-scan cost about a sixth of the receiver's time per body. The
-    wrapper must come back as a chain of one-element lists, or ``raw`` was
-    not one JSON value (``""`` and ``1],[2`` also parse once wrapped). Bytes,
-    not str: joining 1.3 MB of bytes costs a fifth of joining the same str.
-    """
-    limit = _orjson_depth_limit()
-    if limit is None or limit < max_depth:
-        return _UNSETTLED
-    pad = limit - max_depth
-    try:
-        value = orjson.loads(b"[" * pad + raw + b"]" * pad)
-    except orjson.JSONDecodeError:
-        return _UNSETTLED
-    for _ in range(pad):
-        if type(value) is not list or len(value) != 1:
-            return _UNSETTLED
-        value = value[0]
-    return value
 
 
 def _checked_int(text: str) -> int:
@@ -415,27 +346,3 @@ def strict_loads(text: str, raw: Optional[bytes] = None) -> Any:
         raise MalformedBody("JSON nesting exceeds the limit") from None
     except ValueError as exc:
         raise MalformedBody(f"invalid JSON: {exc}") from None
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Hold off CPython's cyclic garbage collector while a large body is decoded.
-
-    A 1,000-click ingest body becomes about 26,000 dicts and lists, all alive
-    until validation is done. The collector, triggered every 700 container
-    allocations, would traverse them several times over (young generations,
-    and now and then everything the process holds): 3 ms of a 20 ms body,
-    measured. None of it is garbage while we work, and JSON cannot express a
-    cycle, so reference counting frees it all once the body is dropped.
-
-    Process-wide but brief (one body), and the previous state is kept: an
-    application that disabled the collector itself finds it still disabled.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()

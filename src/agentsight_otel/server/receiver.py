@@ -86,7 +86,7 @@ from agentsight_otel.server.validation import (
     ENVIRONMENTS,
     ValidationFailed,
     buttons_click,
-    ingest_clicks,
+    read_ingest,
 )
 
 logger = logging.getLogger(__name__)
@@ -276,11 +276,7 @@ class _Receiver:
 
     def _ingest_sync(self, raw: bytes, encoding: Optional[str]) -> Dict[str, Any]:
         data = limits.decompress(raw, encoding, limits.MAX_DECOMPRESSED_BYTES)
-        counts.check_containers(data)
-        with limits.collector_paused():
-            body = limits.parse_json(data)
-            counts.check_ingest_counts(body)
-            batch = ingest_clicks(body)
+        batch = read_ingest(data)
         result = self.store.insert_clicks(batch.clicks, SOURCE_INGEST)
         conflicts.warn(logger, "POST /api/ingest/", result.conflicting)
         return {
