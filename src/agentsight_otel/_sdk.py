@@ -77,15 +77,20 @@ def always_recording_tracer(tracer: SdkTracer, previous: Optional[SdkTracer]) ->
     so the copy is rebuilt whenever any attribute of the original, other
     than the sampler, is no longer the very object the copy holds.
     """
-    if previous is not None:
-        current = vars(tracer)
-        held = vars(previous)
-        if len(current) == len(held) and all(
+    current = getattr(tracer, "__dict__", None)
+    held = getattr(previous, "__dict__", None)
+    if (
+        previous is not None
+        and current is not None  # without attribute dicts: a fresh copy every time
+        and held is not None
+        and len(current) == len(held)
+        and all(
             held.get(name, _MISSING) is value
             for name, value in current.items()
             if name != "sampler"
-        ):
-            return previous
+        )
+    ):
+        return previous
     copied = copy.copy(tracer)
     copied.sampler = ALWAYS_ON
     return copied
