@@ -201,7 +201,7 @@ _FLAT_MAX_KEYS = 64
 #: their byte counts stay true across threads; reads take no lock.
 _cache_lock = threading.Lock()
 #: Plain metadata key -> its attribute name. The same few keys come with
-#: every click; checking and prefixing each once was a third of flattening
+#: every click, so each is checked and prefixed once, not per click
 #: (bounded: reset when full). Only keys of accepted calls go in
 #: (:func:`remember_names`): a refused call, a megabyte key say, leaves
 #: nothing behind.
