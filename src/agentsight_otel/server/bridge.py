@@ -23,7 +23,6 @@ from __future__ import annotations
 import hmac
 import logging
 import sys
-from pathlib import Path
 from typing import Any, Final, List, Optional, Sequence, Tuple
 
 from google.protobuf import json_format
@@ -48,8 +47,8 @@ from agentsight_otel.server.otlp import (
     media_type,
     records_from_request,
 )
+from agentsight_otel.server.paths import default_spool_path
 from agentsight_otel.server.runner import DEFAULT_HOST, bind, is_loopback, run_until_stopped, url_of
-from agentsight_otel.server.store import default_db_path
 from agentsight_otel.wire.records import ClickRecord
 
 logger = logging.getLogger("agentsight_otel.bridge")
@@ -66,10 +65,6 @@ MAX_OTLP_DECOMPRESSED_BYTES: Final = 64 * 1024 * 1024
 DEFAULT_MAX_BACKLOG: Final = 200_000
 #: What a 503 asks the Collector to wait, in seconds.
 RETRY_AFTER_SECONDS: Final = 5
-
-
-def default_spool_path() -> Path:
-    return default_db_path().with_name("bridge-spool.sqlite3")
 
 
 def _status(kind: str, code: int, message: str, http_status: int, **headers: str) -> Response:

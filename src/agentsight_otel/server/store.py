@@ -15,41 +15,53 @@ so the design favours being obviously correct over scale:
 * ``synchronous=NORMAL``: in WAL mode a commit survives the process being
   killed, only not a power cut — the right trade for a dev tool.
 
-Default location: ``${AGENTSIGHT_OTEL_DATA_DIR:-~/.local/share/agentsight-otel}/receiver.sqlite3``
-(:func:`default_db_path`).
+Default location: :func:`~agentsight_otel.server.paths.default_db_path`.
+The values it stores and returns are :mod:`~agentsight_otel.server.click_rows`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import (
-    Any,
-    Dict,
-    Final,
-    Iterator,
-    List,
-    Mapping,
-    NamedTuple,
-    Optional,
-    Sequence,
-    Tuple,
-    Union,
-)
+from typing import Any, Dict, Final, Iterator, List, Optional, Sequence, Tuple, Union
 
+from agentsight_otel.server.click_rows import (
+    ButtonGroup,
+    Click,
+    ClickRow,
+    ConversationSummary,
+    InsertResult,
+    NewClick,
+    click_from_row,
+    epoch_us,
+    parse_timestamp,
+    utc_now_iso,
+)
 from agentsight_otel.server.conflicts import conflicting_ids
+from agentsight_otel.server.paths import DATA_DIR_ENV, DB_FILENAME, default_db_path
 from agentsight_otel.server.private_files import create_private_file, make_private_dirs
 
-#: Environment variable naming the directory the receiver keeps its data in.
-DATA_DIR_ENV: Final = "AGENTSIGHT_OTEL_DATA_DIR"
-#: File name of the database inside that directory.
-DB_FILENAME: Final = "receiver.sqlite3"
+__all__ = [
+    "DATA_DIR_ENV",
+    "DB_FILENAME",
+    "SOURCES",
+    "SOURCE_BUTTONS",
+    "SOURCE_INGEST",
+    "ButtonGroup",
+    "Click",
+    "ClickRow",
+    "ConversationSummary",
+    "InsertResult",
+    "NewClick",
+    "Store",
+    "default_db_path",
+    "epoch_us",
+    "parse_timestamp",
+    "utc_now_iso",
+]
 
 SOURCE_BUTTONS: Final = "buttons"
 SOURCE_INGEST: Final = "ingest"
@@ -77,139 +89,14 @@ CREATE TABLE IF NOT EXISTS clicks (
 CREATE INDEX IF NOT EXISTS clicks_by_conversation ON clicks (conversation_id);
 """
 
-#: ``source`` and ``received_at`` are the same for every row of a request, so
-#: they go into the statement as literals (see :meth:`Store.insert_clicks`):
-#: binding a parameter costs about as much per row as SQLite's own work for a
-#: column, and this is the receiver's hot path.
+#: ``source`` and ``received_at`` are the same for every row of a request;
+#: they are bound per row like the rest (see :meth:`Store.insert_clicks`).
 _INSERT: Final = (
     "INSERT OR IGNORE INTO clicks (click_id, conversation_id, button_event, label, value,"
     " timestamp, metadata, trace_id, span_id, ts_us, source, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {source}, {received_at})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SOURCES: Final = (SOURCE_BUTTONS, SOURCE_INGEST)
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND: Final = timedelta(microseconds=1)
-
-
-def default_db_path(environ: Optional[Mapping[str, str]] = None) -> Path:
-    """``${AGENTSIGHT_OTEL_DATA_DIR:-~/.local/share/agentsight-otel}/receiver.sqlite3``."""
-    env = os.environ if environ is None else environ
-    base = env.get(DATA_DIR_ENV) or os.path.join("~", ".local", "share", "agentsight-otel")
-    return Path(base).expanduser() / DB_FILENAME
-
-
-def parse_timestamp(text: str) -> Optional[datetime]:
-    """An ISO 8601 timestamp as an aware datetime, or ``None`` if it is not one.
-
-    Naive times are taken as UTC (the contract says timestamps are UTC).
-    ``Z`` is rewritten when needed because ``fromisoformat`` only learned it
-    in 3.11. Which spellings parse beyond that is ``fromisoformat``'s call.
-    """
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        candidate = text.strip()
-        if candidate[-1:] in ("Z", "z"):
-            candidate = candidate[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(candidate)
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed
-
-
-def epoch_us(moment: datetime) -> int:
-    """Microseconds since the epoch, exact (no float rounding)."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-class NewClick(NamedTuple):
-    """One row to insert, fields in statement order so it goes to SQLite as is.
-
-    Where it came from and when are per request, not per row: they are
-    arguments of :meth:`Store.insert_clicks`.
-    """
-
-    click_id: str
-    conversation_id: str
-    button_event: str
-    label: str
-    value: str
-    #: Exactly as received.
-    timestamp: str
-    #: JSON text of an object.
-    metadata: str
-    trace_id: Optional[str]
-    span_id: Optional[str]
-    #: ``timestamp`` as epoch microseconds, for ordering.
-    ts_us: int
-
-
-#: A row as :meth:`Store.insert_clicks` takes it: :class:`NewClick`'s fields
-#: in order. The ingest hot path builds plain tuples (a NamedTuple costs ten
-#: times as much to construct, per click); everything else uses NewClick.
-ClickRow = Tuple[str, str, str, str, str, str, str, Optional[str], Optional[str], int]
-
-
-@dataclass(frozen=True)
-class InsertResult:
-    stored: int
-    duplicates: int
-    #: One id per duplicate row whose content differs from the stored click
-    #: (:mod:`~agentsight_otel.server.conflicts`); the stored click is kept.
-    conflicting: Tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Click:
-    click_id: str
-    conversation_id: str
-    button_event: str
-    label: str
-    value: str
-    timestamp: str
-    metadata: Dict[str, Any]
-    trace_id: Optional[str]
-    span_id: Optional[str]
-    source: str
-    received_at: str
-
-    def as_json(self) -> Dict[str, Any]:
-        """The shape the read API serves (conversation and event are implied there)."""
-        return {
-            "label": self.label,
-            "value": self.value,
-            "timestamp": self.timestamp,
-            "click_id": self.click_id,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "metadata": self.metadata,
-            "source": self.source,
-            "received_at": self.received_at,
-        }
-
-
-@dataclass(frozen=True)
-class ButtonGroup:
-    """All clicks of one ``button_event`` in a conversation, newest first."""
-
-    button_event: str
-    clicks: List[Click] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ConversationSummary:
-    conversation_id: str
-    clicks: int
-    #: The ``timestamp`` of its newest click, as received.
-    last_click_at: str
 
 
 class Store:
@@ -275,22 +162,13 @@ class Store:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
         if not rows:
             return InsertResult(0, 0)
-        sql = _INSERT.format(
-            source=_literal(source), received_at=_literal(received_at or utc_now_iso())
-        )
-        with self._lock:
-            conn = self._writer
+        per_request = (source, received_at or utc_now_iso())
+        with self.transaction() as conn:
             before = conn.total_changes
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(sql, rows)
-                stored = conn.total_changes - before
-                # Only when something was ignored: the usual batch pays nothing.
-                conflicting = conflicting_ids(conn, rows) if stored < len(rows) else []
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            conn.executemany(_INSERT, [(*row, *per_request) for row in rows])
+            stored = conn.total_changes - before
+            # Only when something was ignored: the usual batch pays nothing.
+            conflicting = conflicting_ids(conn, rows) if stored < len(rows) else []
         return InsertResult(
             stored=stored, duplicates=len(rows) - stored, conflicting=tuple(conflicting)
         )
@@ -402,7 +280,7 @@ class Store:
                 group = groups[row[2]] = ButtonGroup(row[2])
             if per_event_limit is not None and len(group.clicks) >= per_event_limit:
                 continue
-            group.clicks.append(_click_from_row(row))
+            group.clicks.append(click_from_row(row))
         return list(groups.values())
 
     def group_sizes(self, conversation_id: str) -> Dict[str, int]:
@@ -420,29 +298,4 @@ class Store:
             "SELECT click_id, conversation_id, button_event, label, value, timestamp, metadata,"
             " trace_id, span_id, source, received_at FROM clicks ORDER BY ts_us, rowid"
         ):
-            yield _click_from_row(row)
-
-
-def _literal(text: str) -> str:
-    """``text`` as an SQL string literal (quotes doubled; only our own values come here)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _click_from_row(row: Sequence[Any]) -> Click:
-    try:
-        metadata = json.loads(row[6])
-    except ValueError:  # only what we validated goes in; this guards hand edits
-        metadata = {}
-    return Click(
-        click_id=row[0],
-        conversation_id=row[1],
-        button_event=row[2],
-        label=row[3],
-        value=row[4],
-        timestamp=row[5],
-        metadata=metadata if isinstance(metadata, dict) else {},
-        trace_id=row[7],
-        span_id=row[8],
-        source=row[9],
-        received_at=row[10],
-    )
+            yield click_from_row(row)
