@@ -15,13 +15,13 @@ import gzip
 import json
 import logging
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Set
 
 import requests
-import tenacity
 from requests.adapters import HTTPAdapter
 
 from agentsight_otel.config import ME_PATH, ExporterSettings
@@ -42,6 +42,10 @@ GZIP_MIN_BYTES = 8 * 1024
 #: the next one; until then bodies go uncompressed, which every backend reads.
 CAPABILITY_RETRY_SECONDS = 300.0
 GZIP_INGEST = "gzip-ingest"
+#: Retry pauses: a random time up to BACKOFF_BASE * 2**(attempt - 1) seconds,
+#: capped at BACKOFF_MAX ("full jitter": retrying clients spread out).
+BACKOFF_BASE = 0.1
+BACKOFF_MAX = 10.0
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _USER_AGENT = f"agentsight-otel/{__version__}"
 
@@ -258,42 +262,23 @@ class Transport:
             headers["Content-Encoding"] = "gzip"
         url = self._settings.url(path)
         attempts = 0
-        cap = self._cap
-        last: Optional[_Attempt] = None
-
-        def attempt() -> _Attempt:
-            nonlocal attempts, last
+        while True:
             attempts += 1
-            remaining = min(deadline, cap()) - time.monotonic()
+            remaining = min(deadline, self._cap()) - time.monotonic()
             timeout = max(0.001, min(self._settings.timeout, remaining))
-            last = self._attempt(url, body, headers, timeout)
-            return last
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            outcome = state.outcome
-            hinted = outcome.result().retry_after if outcome and not outcome.failed else None
-            backoff = float(_backoff(state))
-            return backoff if hinted is None else hinted
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            if self._stop.is_set():
-                return True
-            upcoming = state.upcoming_sleep or 0.0
-            return time.monotonic() + upcoming >= min(deadline, cap())
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_result(lambda a: a.retryable),
-            wait=wait,
-            stop=stop,
-            sleep=self._sleep,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-        )
-        final = retrying(attempt)
-        if final is None:  # pragma: no cover - tenacity always has an outcome here
-            final = last if last is not None else _Attempt(False, Result(Outcome.GAVE_UP))
-        result = final.result
+            attempt = self._attempt(url, body, headers, timeout)
+            if not attempt.retryable:
+                break
+            # Exponential backoff with full jitter, unless the server said when.
+            pause = attempt.retry_after
+            if pause is None:
+                pause = random.uniform(0.0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempts - 1)))
+            if self._stop.is_set() or time.monotonic() + pause >= min(deadline, self._cap()):
+                break
+            self._sleep(pause)
+        result = attempt.result
         result.attempts = attempts
-        if final.retryable:
+        if attempt.retryable:
             result.outcome = Outcome.GAVE_UP
         return result
 
@@ -316,7 +301,3 @@ class Transport:
             )
         detail, blocks = describe_rejection(response, self._settings.key_text())
         return _Attempt(False, Result(Outcome.REJECTED, status, detail, rejected_blocks=blocks))
-
-
-#: Exponential backoff with full jitter: 0.1 s doubling to at most 10 s.
-_backoff = tenacity.wait_random_exponential(multiplier=0.1, max=10.0)
