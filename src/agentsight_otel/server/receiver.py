@@ -46,33 +46,24 @@ non-JSON content types 415.
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import logging
 import sqlite3
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Final, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Dict, Final, Optional, Sequence, Union
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentsight_otel.logsafe import printable
-from agentsight_otel.server import conflicts, conversations, counts, hostguard, limits
-from agentsight_otel.server.faults import (
-    FaultDecision,
-    FaultPlan,
-    FaultSpecError,
-    format_retry_after,
-    parse_rules,
-)
-from agentsight_otel.server.page import ConversationView, render_page
+from agentsight_otel.server import conversations, hostguard
+from agentsight_otel.server.faults import FaultPlan, FaultSpecError
+from agentsight_otel.server.paths import default_db_path
+from agentsight_otel.server.read_routes import ReadRoutes
 from agentsight_otel.server.runner import (
     DEFAULT_HOST,
     ServerThread,
@@ -81,354 +72,27 @@ from agentsight_otel.server.runner import (
     run_until_stopped,
     url_of,
 )
-from agentsight_otel.server.store import SOURCE_BUTTONS, SOURCE_INGEST, Store, default_db_path
-from agentsight_otel.server.validation import (
-    ENVIRONMENTS,
-    ValidationFailed,
-    buttons_click,
-    read_ingest,
+from agentsight_otel.server.store import Store
+from agentsight_otel.server.write_routes import (
+    CAPABILITIES,
+    RECEIVER_NAME,
+    WriteRoutes,
+    error_response,
 )
 
+__all__ = [
+    "CAPABILITIES",
+    "DEFAULT_PORT",
+    "RECEIVER_NAME",
+    "ReceiverHandle",
+    "create_app",
+    "running_receiver",
+    "serve_from_args",
+]
+
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_PORT: Final = 8400
-RECEIVER_NAME: Final = "agentsight-otel local receiver"
-CAPABILITIES: Final = ("gzip-ingest",)
-
-#: How many conversations, and clicks per button_event, the HTML page shows
-#: unless asked for more (``/?conversations=N&clicks=N``); a soak database
-#: with a million clicks must still render in a blink.
-PAGE_CONVERSATIONS: Final = 50
-PAGE_CLICKS_PER_EVENT: Final = 20
-
-_AUTH_SCHEME: Final = "api-key"
-_STATUS_TEXT: Final = {
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-
-def _error(status: int, detail: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-
-class _Receiver:
-    """The endpoints, closed over one store, key and fault plan."""
-
-    def __init__(self, store: Store, api_key: Optional[str], faults: FaultPlan) -> None:
-        self.store = store
-        # Bytes, because compare_digest refuses non-ASCII str.
-        self._key = api_key.encode("utf-8") if api_key else None
-        self.faults = faults
-        # One thread does the CPU-heavy work (decode, validate, insert) off the
-        # event loop. It is GIL-bound, so more threads could not make it
-        # faster, only interleave requests that the store serialises anyway.
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receiver-work")
-
-    def close(self) -> None:
-        """Let the worker thread go (it would otherwise idle until exit)."""
-        self._worker.shutdown(wait=False)
-
-    async def _work(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
-
-    # -- auth ------------------------------------------------------------
-
-    def _auth_problem(self, request: Request) -> Optional[str]:
-        """Why the request is not authenticated, or ``None`` if it is."""
-        header = request.headers.get("authorization")
-        if not header:
-            # Without --api-key, an exporter with no key (allowed for a
-            # loopback endpoint) sends none; a wrong scheme is still refused.
-            return None if self._key is None else "Authentication credentials were not provided."
-        scheme, _, presented = header.strip().partition(" ")
-        presented = presented.strip()
-        if scheme.lower() != _AUTH_SCHEME or not presented:
-            return "Invalid authorization header; expected 'Api-Key <key>'."
-        if self._key is None:
-            return None
-        if not hmac.compare_digest(presented.encode("utf-8"), self._key):
-            return "Invalid API key."
-        return None
-
-    def _unauthorized(self, request: Request) -> Optional[Response]:
-        problem = self._auth_problem(request)
-        if problem is None:
-            return None
-        return _error(401, problem, {"WWW-Authenticate": "Api-Key"})
-
-    # -- body ------------------------------------------------------------
-
-    @staticmethod
-    def _media_type_problem(request: Request) -> Optional[Response]:
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            shown = media_type or "(none)"
-            return _error(415, f"Unsupported media type {shown}; send application/json.")
-        return None
-
-    async def admit_json(self, request: Request) -> Union[bytes, Response]:
-        """A write request's raw JSON body once authenticated (401), or the refusal."""
-        refused = self._unauthorized(request) or self._media_type_problem(request)
-        if refused:
-            return refused
-        return await self._read(request)
-
-    async def _read(self, request: Request) -> Union[bytes, Response]:
-        try:
-            return await limits.read_body(request, limits.MAX_BODY_BYTES)
-        except limits.BodyError as exc:
-            return _error(exc.status_code, str(exc))
-        except ClientDisconnect:
-            # Nobody is listening; the status only shows in the access log.
-            return Response(status_code=400)
-
-    async def _apply_faults(self, decision: FaultDecision) -> Optional[Response]:
-        """Stall if asked; the injected error if it must answer before processing."""
-        if decision.stall_seconds:
-            await asyncio.sleep(decision.stall_seconds)
-        if decision.status is not None and not decision.after_store:
-            return self._fault_response(decision)
-        return None
-
-    @staticmethod
-    def _fault_response(decision: FaultDecision) -> Response:
-        assert decision.status is not None
-        if decision.status == 429:
-            wait = format_retry_after(decision.retry_after or 0.0)
-            return _error(
-                429,
-                f"Request was throttled. Expected available in {wait} seconds.",
-                {"Retry-After": wait},
-            )
-        text = _STATUS_TEXT.get(decision.status, "Error")
-        return _error(decision.status, f"{text} (injected by the receiver's fault plan).")
-
-    # -- write endpoints -------------------------------------------------
-
-    async def buttons(self, request: Request) -> Response:
-        refused = self._unauthorized(request) or self._media_type_problem(request)
-        if refused:
-            return refused
-        if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
-            # Only ingest advertises gzip (the gzip-ingest capability).
-            return _error(415, "Content-Encoding is only accepted on /api/ingest/.")
-        raw = await self._read(request)
-        if isinstance(raw, Response):
-            return raw
-        decision = self.faults.decide()
-        early = await self._apply_faults(decision)
-        if early:
-            return early
-        try:
-            answer = await self._work(self._buttons_sync, raw)
-        except limits.BodyError as exc:
-            return _error(exc.status_code, str(exc))
-        except ValidationFailed as exc:
-            return JSONResponse(exc.body, status_code=400)
-        if decision.status is not None:
-            return self._fault_response(decision)
-        return JSONResponse(answer, status_code=201)
-
-    def _buttons_sync(self, raw: bytes) -> Dict[str, Any]:
-        body = counts.parse_counted(raw)
-        row = buttons_click(body)
-        result = self.store.insert_clicks([row], SOURCE_BUTTONS)
-        conflicts.warn(logger, "POST /api/buttons/", result.conflicting)
-        return {
-            "click_id": row.click_id,
-            "conversation_id": row.conversation_id,
-            "button_event": row.button_event,
-            "label": row.label,
-            "value": row.value,
-            "timestamp": row.timestamp,
-            "duplicate": result.duplicates > 0,
-            **conflicts.report(len(result.conflicting), result.conflicting),
-        }
-
-    async def ingest(self, request: Request) -> Response:
-        problem = self._auth_problem(request)
-        if problem is not None:
-            return _error(403, problem)
-        refused = self._media_type_problem(request)
-        if refused:
-            return refused
-        raw = await self._read(request)
-        if isinstance(raw, Response):
-            return raw
-        decision = self.faults.decide()
-        early = await self._apply_faults(decision)
-        if early:
-            return early
-        encoding = request.headers.get("content-encoding")
-        try:
-            answer = await self._work(self._ingest_sync, raw, encoding)
-        except limits.BodyError as exc:
-            return _error(exc.status_code, str(exc))
-        except ValidationFailed as exc:
-            return JSONResponse(exc.body, status_code=400)
-        if decision.status is not None:
-            return self._fault_response(decision)
-        return JSONResponse(answer, status_code=200)
-
-    def _ingest_sync(self, raw: bytes, encoding: Optional[str]) -> Dict[str, Any]:
-        data = limits.decompress(raw, encoding, limits.MAX_DECOMPRESSED_BYTES)
-        batch = read_ingest(data)
-        result = self.store.insert_clicks(batch.clicks, SOURCE_INGEST)
-        conflicts.warn(logger, "POST /api/ingest/", result.conflicting)
-        return {
-            "accepted": batch.spans,
-            "clicks_stored": result.stored,
-            "duplicates": result.duplicates,
-            **conflicts.report(len(result.conflicting), result.conflicting),
-        }
-
-    async def me(self, request: Request) -> Response:
-        refused = self._unauthorized(request)
-        if refused:
-            return refused
-        return JSONResponse(
-            {
-                "agent_id": 1,
-                "agent_name": RECEIVER_NAME,
-                "name": RECEIVER_NAME,
-                "role": "write",
-                "capabilities": list(CAPABILITIES),
-                "environments": [
-                    {
-                        "id": index + 1,
-                        "slug": slug,
-                        "name": slug.capitalize(),
-                        "is_production": slug == "production",
-                    }
-                    for index, slug in enumerate(ENVIRONMENTS)
-                ],
-                "limits": {
-                    "max_body_bytes": limits.MAX_BODY_BYTES,
-                    "max_decompressed_bytes": limits.MAX_DECOMPRESSED_BYTES,
-                    "max_json_depth": limits.MAX_JSON_DEPTH,
-                },
-            }
-        )
-
-    # -- fault control (dev-only) ---------------------------------------
-
-    async def control_faults(self, request: Request) -> Response:
-        refused = self._unauthorized(request)
-        if refused:
-            return refused
-        if request.method == "DELETE":
-            self.faults.clear()
-        elif request.method == "PUT":
-            refused = self._media_type_problem(request)
-            if refused:
-                return refused
-            raw = await self._read(request)
-            if isinstance(raw, Response):
-                return raw
-            try:
-                self.faults.set_rules(parse_rules(counts.parse_counted(raw)))
-            except (limits.BodyError, FaultSpecError) as exc:
-                status = exc.status_code if isinstance(exc, limits.BodyError) else 400
-                return _error(status, str(exc))
-        return JSONResponse({"rules": self.faults.snapshot()})
-
-    # -- read side (no auth: loopback dev tool) -------------------------
-
-    async def list_conversations(self, request: Request) -> Response:
-        conversation_id = request.query_params.get("conversation_id")
-        if conversation_id is not None:  # 0.0.44's fetch_conversation("<id>")
-            return await conversations.by_conversation_id(self.store, conversation_id)
-        limit = _int_param(request, "limit", None)
-        summaries = await run_in_threadpool(self.store.list_conversations, limit)
-        return JSONResponse(
-            {
-                "count": len(summaries),
-                "conversations": [
-                    {
-                        "conversation_id": s.conversation_id,
-                        "clicks": s.clicks,
-                        "last_click_at": s.last_click_at,
-                    }
-                    for s in summaries
-                ],
-            }
-        )
-
-    async def conversation_buttons(self, request: Request) -> Response:
-        conversation_id: str = request.path_params["conversation_id"]
-        groups = await run_in_threadpool(self.store.conversation_buttons, conversation_id)
-        if groups is None:
-            return _error(404, "No clicks for this conversation.")
-        return JSONResponse(
-            {
-                "conversation_id": conversation_id,
-                "button_events": [
-                    {
-                        "button_event": group.button_event,
-                        "clicks": [click.as_json() for click in group.clicks],
-                    }
-                    for group in groups
-                ],
-            }
-        )
-
-    async def click_ids(self, request: Request) -> Response:
-        ids = await run_in_threadpool(self.store.click_ids)
-        return JSONResponse({"count": len(ids), "click_ids": ids})
-
-    async def click_count(self, request: Request) -> Response:
-        return JSONResponse({"count": await run_in_threadpool(self.store.count_clicks)})
-
-    async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def page(self, request: Request) -> Response:
-        n_conversations = _int_param(
-            request, "conversations", PAGE_CONVERSATIONS, counts.MAX_PAGE_CONVERSATIONS
-        )
-        n_clicks = _int_param(
-            request, "clicks", PAGE_CLICKS_PER_EVENT, counts.MAX_PAGE_CLICKS_PER_EVENT
-        )
-        refresh = _int_param(request, "refresh", None)
-        html = await run_in_threadpool(self._render, n_conversations, n_clicks, refresh)
-        return HTMLResponse(html)
-
-    def _render(
-        self, n_conversations: Optional[int], n_clicks: Optional[int], refresh: Optional[int]
-    ) -> str:
-        # LIMIT in SQL: a soak database holds a million clicks in thousands of
-        # conversations, and the page shows a few of them.
-        shown = self.store.list_conversations(n_conversations)
-        views: List[ConversationView] = []
-        for summary in shown:
-            groups = self.store.conversation_buttons(summary.conversation_id, n_clicks)
-            if groups is None:  # deleted between the two reads; nothing to show
-                continue
-            sizes = self.store.group_sizes(summary.conversation_id)
-            views.append(ConversationView(summary, groups, sizes))
-        total_clicks, total_conversations = self.store.totals()
-        return render_page(views, total_clicks, total_conversations, refresh)
-
-
-def _int_param(
-    request: Request, name: str, default: Optional[int], maximum: Optional[int] = None
-) -> Optional[int]:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"query parameter {name} must be an integer") from None
-    if value < 0:
-        raise HTTPException(400, f"query parameter {name} must not be negative")
-    if maximum is not None and value > maximum:
-        raise HTTPException(400, f"query parameter {name} must be at most {maximum}")
-    return value
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -445,7 +109,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         printable(request.method),
         printable(request.url.path),  # client text, percent-decoded
     )
-    return _error(500, "Internal receiver error (a bug in the receiver, not in your request).")
+    return error_response(
+        500, "Internal receiver error (a bug in the receiver, not in your request)."
+    )
 
 
 def create_app(
@@ -463,14 +129,14 @@ def create_app(
     ``allowed_hosts``: Host names served besides localhost, loopback and the
     bound address (:mod:`~agentsight_otel.server.hostguard`; ``"*"`` for any).
     """
-    receiver = _Receiver(store, api_key, faults if faults is not None else FaultPlan())
-    r = receiver
+    w = WriteRoutes(store, api_key, faults if faults is not None else FaultPlan())
+    r = ReadRoutes(store)
     routes = [
         Route("/", r.page, methods=["GET"]),
         Route("/healthz", r.healthz, methods=["GET"]),
-        Route("/api/buttons/", r.buttons, methods=["POST"]),
-        Route("/api/ingest/", r.ingest, methods=["POST"]),
-        Route("/api/me/", r.me, methods=["GET"]),
+        Route("/api/buttons/", w.buttons, methods=["POST"]),
+        Route("/api/ingest/", w.ingest, methods=["POST"]),
+        Route("/api/me/", w.me, methods=["GET"]),
         Route("/api/conversations/", r.list_conversations, methods=["GET"]),
         Route(
             "/api/conversations/{conversation_id:path}/buttons/",
@@ -479,8 +145,8 @@ def create_app(
         ),
         Route("/api/clicks/ids/", r.click_ids, methods=["GET"]),
         Route("/api/clicks/count/", r.click_count, methods=["GET"]),
-        Route("/_control/faults", r.control_faults, methods=["GET", "PUT", "DELETE"]),
-        *conversations.routes(store, r.admit_json, r._unauthorized),
+        Route("/_control/faults", w.control_faults, methods=["GET", "PUT", "DELETE"]),
+        *conversations.routes(store, w.admit_json, w.unauthorized),
     ]
     app = Starlette(
         routes=routes,
@@ -490,9 +156,9 @@ def create_app(
     # (and re-POSTing on 307) would hide exactly that client bug.
     app.router.redirect_slashes = False
     app.state.store = store
-    app.state.faults = receiver.faults
+    app.state.faults = w.faults
     # For whoever runs the app: call once the server has stopped.
-    app.state.close = receiver.close
+    app.state.close = w.close
     hostguard.install(app, allowed_hosts)  # DNS rebinding: answer only our own names
     return app
 

@@ -1,0 +1,124 @@
+"""The receiver's read side: the HTML page and the read API.
+
+No authentication, because this is a loopback dev tool (bind to another
+interface only on a network you trust).
+"""
+
+from __future__ import annotations
+
+from typing import Final, List, Optional
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from agentsight_otel.server import conversations, counts
+from agentsight_otel.server.page import ConversationView, render_page
+from agentsight_otel.server.store import Store
+from agentsight_otel.server.write_routes import error_response
+
+#: How many conversations, and clicks per button_event, the HTML page shows
+#: unless asked for more (``/?conversations=N&clicks=N``); a soak database
+#: with a million clicks must still render in a blink.
+PAGE_CONVERSATIONS: Final = 50
+PAGE_CLICKS_PER_EVENT: Final = 20
+
+
+class ReadRoutes:
+    """The read endpoints, closed over one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def list_conversations(self, request: Request) -> Response:
+        conversation_id = request.query_params.get("conversation_id")
+        if conversation_id is not None:  # 0.0.44's fetch_conversation("<id>")
+            return await conversations.by_conversation_id(self.store, conversation_id)
+        limit = _int_param(request, "limit", None)
+        summaries = await run_in_threadpool(self.store.list_conversations, limit)
+        return JSONResponse(
+            {
+                "count": len(summaries),
+                "conversations": [
+                    {
+                        "conversation_id": s.conversation_id,
+                        "clicks": s.clicks,
+                        "last_click_at": s.last_click_at,
+                    }
+                    for s in summaries
+                ],
+            }
+        )
+
+    async def conversation_buttons(self, request: Request) -> Response:
+        conversation_id: str = request.path_params["conversation_id"]
+        groups = await run_in_threadpool(self.store.conversation_buttons, conversation_id)
+        if groups is None:
+            return error_response(404, "No clicks for this conversation.")
+        return JSONResponse(
+            {
+                "conversation_id": conversation_id,
+                "button_events": [
+                    {
+                        "button_event": group.button_event,
+                        "clicks": [click.as_json() for click in group.clicks],
+                    }
+                    for group in groups
+                ],
+            }
+        )
+
+    async def click_ids(self, request: Request) -> Response:
+        ids = await run_in_threadpool(self.store.click_ids)
+        return JSONResponse({"count": len(ids), "click_ids": ids})
+
+    async def click_count(self, request: Request) -> Response:
+        return JSONResponse({"count": await run_in_threadpool(self.store.count_clicks)})
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def page(self, request: Request) -> Response:
+        n_conversations = _int_param(
+            request, "conversations", PAGE_CONVERSATIONS, counts.MAX_PAGE_CONVERSATIONS
+        )
+        n_clicks = _int_param(
+            request, "clicks", PAGE_CLICKS_PER_EVENT, counts.MAX_PAGE_CLICKS_PER_EVENT
+        )
+        refresh = _int_param(request, "refresh", None)
+        html = await run_in_threadpool(self._render, n_conversations, n_clicks, refresh)
+        return HTMLResponse(html)
+
+    def _render(
+        self, n_conversations: Optional[int], n_clicks: Optional[int], refresh: Optional[int]
+    ) -> str:
+        # LIMIT in SQL: a soak database holds a million clicks in thousands of
+        # conversations, and the page shows a few of them.
+        shown = self.store.list_conversations(n_conversations)
+        views: List[ConversationView] = []
+        for summary in shown:
+            groups = self.store.conversation_buttons(summary.conversation_id, n_clicks)
+            if groups is None:  # deleted between the two reads; nothing to show
+                continue
+            sizes = self.store.group_sizes(summary.conversation_id)
+            views.append(ConversationView(summary, groups, sizes))
+        total_clicks, total_conversations = self.store.totals()
+        return render_page(views, total_clicks, total_conversations, refresh)
+
+
+def _int_param(
+    request: Request, name: str, default: Optional[int], maximum: Optional[int] = None
+) -> Optional[int]:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(400, f"query parameter {name} must be an integer") from None
+    if value < 0:
+        raise HTTPException(400, f"query parameter {name} must not be negative")
+    if maximum is not None and value > maximum:
+        raise HTTPException(400, f"query parameter {name} must be at most {maximum}")
+    return value
