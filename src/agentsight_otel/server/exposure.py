@@ -14,20 +14,13 @@ database, a spool or a socket.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Mapping, Optional
 
+# One rule for "this machine only", the core's: the host a client connects to
+# and the address a server binds are judged alike.
+from agentsight_otel.endpoint import is_loopback
+
 BRIDGE_TOKEN_ENV = "AGENTSIGHT_BRIDGE_TOKEN"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding ``host`` keeps a server reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ExposureError(ValueError):

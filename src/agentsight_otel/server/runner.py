@@ -17,7 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 # Re-exported: the receiver and the bridge import it from here.
-from agentsight_otel.server.exposure import is_loopback as is_loopback
+from agentsight_otel.endpoint import is_loopback as is_loopback
 from agentsight_otel.server.readtimeout import DEFAULT_READ_TIMEOUT, protocol_class
 
 DEFAULT_HOST: Final = "127.0.0.1"
