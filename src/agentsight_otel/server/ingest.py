@@ -10,6 +10,13 @@ it finds. When the shape itself is wrong, the body is decoded generically
 and each block checked on its own, so the 400 still names every bad block,
 with the field msgspec's error path points at.
 
+Strictness: the whole body must be UTF-8 JSON (msgspec checks the syntax
+of every byte, refusing NaN, lone surrogates and the like), and everything
+the receiver decodes is held to the body parser's rules (numbers in range,
+integers within 64 bits, nesting within :data:`~agentsight_otel.server.
+limits.MAX_JSON_DEPTH`). A number out of range in a field it skips and never
+stores (``otel``, ``status``, anything unknown) is not looked at.
+
 All-or-nothing, like the real backend: one invalid block rejects the batch,
 because retrying the same bytes cannot help and storing part of it would
 make a corrected resend half-duplicate.
