@@ -245,7 +245,7 @@ def _wrapped(value: Any, depth: int, kind: str) -> Any:
     as_str=st.booleans(),
 )
 def test_parse_json_refuses_exactly_what_nests_too_deep(value, max_depth, as_str):
-    """The orjson fast path bounds depth exactly as the reference counts it."""
+    """The body parser bounds depth exactly as the reference counts it."""
     text = json.dumps(value, ensure_ascii=False)
     data = text if as_str else text.encode("utf-8")
     if _reference_depth(value) > max_depth:
