@@ -105,9 +105,40 @@ def records_from_compact(items: Sequence[CompactSpan]) -> Tuple[List[ClickRecord
 
 
 def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[str]]:
-    """Click records from SDK ``ReadableSpan`` objects, and why any were rejected."""
-    found = [item for item in map(compact, spans) if item is not None]
-    return records_from_compact([item[0] for item in found])
+    """Click records from SDK ``ReadableSpan`` objects, and why any were rejected.
+
+    Spans without events cost one attribute read and a truth test.
+    """
+    records: List[ClickRecord] = []
+    rejected: List[str] = []
+    resources: Dict[int, Mapping[str, Any]] = {}
+    for span in spans:
+        events = finished_events(span)
+        if not events:
+            continue
+        context = None
+        trace_id = span_id = ""
+        resource: Mapping[str, Any] = {}
+        for event in events:
+            if event.name != BUTTON_CLICK_EVENT:
+                continue
+            if context is None:
+                context = span.context
+                known = resources.get(id(span.resource))
+                if known is None:
+                    known = resources[id(span.resource)] = dict(span.resource.attributes)
+                resource = known
+                trace_id = "%032x" % context.trace_id
+                span_id = "%016x" % context.span_id
+            try:
+                records.append(
+                    record_from_event(
+                        event_attributes(event), event.timestamp, trace_id, span_id, resource
+                    )
+                )
+            except InvalidClick as exc:
+                rejected.append(str(exc))
+    return records, rejected
 
 
 def records_from_items(
