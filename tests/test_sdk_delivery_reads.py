@@ -28,3 +28,22 @@ def test_suppress_instrumentation_sets_the_key_instrumentations_read() -> None:
     finally:
         otel_context.detach(token)
     assert otel_context.get_value(_sdk.SUPPRESS_INSTRUMENTATION_KEY) is None
+
+
+def test_span_processors_and_their_exporters_are_the_ones_added() -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    simple_exporter, batch_exporter = InMemorySpanExporter(), InMemorySpanExporter()
+    simple, batch = SimpleSpanProcessor(simple_exporter), BatchSpanProcessor(batch_exporter)
+    provider.add_span_processor(simple)
+    provider.add_span_processor(batch)
+    try:
+        assert _sdk.span_processors(provider) == [simple, batch]
+        assert [_sdk.exporter_of(p) for p in (simple, batch)] == [simple_exporter, batch_exporter]
+        # The fallback for what is not the SDK's: nothing known.
+        assert _sdk.span_processors(object()) == []
+        assert _sdk.exporter_of(object()) is None
+    finally:
+        provider.shutdown()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from collections import deque
 from contextvars import Token
-from typing import Any, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -160,3 +160,34 @@ def suppress_instrumentation() -> Token[Context]:
     otherwise each ``POST /api/ingest/`` shows up in the application's traces.
     """
     return otel_context.attach(otel_context.set_value(SUPPRESS_INSTRUMENTATION_KEY, True))
+
+
+# --- What a provider already has (configure() must not add a second processor) ---
+
+
+def span_processors(provider: Any) -> List[Any]:
+    """The span processors an SDK ``TracerProvider`` holds, in order.
+
+    The SDK lists them nowhere public; a provider whose internals are not
+    what this expects answers ``[]`` (the fallback: nothing known, so
+    ``configure()`` adds its processor, as it would to a new provider).
+    """
+    multi = getattr(provider, "_active_span_processor", None)
+    return list(getattr(multi, "_span_processors", ()) or ())
+
+
+def exporter_of(processor: Any) -> Any:
+    """The exporter a span processor feeds, or None.
+
+    ``BatchSpanProcessor`` keeps it on an inner ``BatchProcessor`` in newer
+    SDKs, on itself in older ones; ``SimpleSpanProcessor`` keeps
+    ``span_exporter``. Tried in that order, the public-looking name first.
+    """
+    for holder in (processor, getattr(processor, "_batch_processor", None)):
+        if holder is None:
+            continue
+        for name in ("span_exporter", "_exporter", "exporter"):
+            found = getattr(holder, name, None)
+            if found is not None:
+                return found
+    return None

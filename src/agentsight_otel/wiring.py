@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from agentsight_otel._sdk import exporter_of, span_processors
 from agentsight_otel.api_types import ExporterOptions
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
@@ -54,30 +55,12 @@ class ClickSpanProcessor(SpanProcessor):
         return self.exporter.force_flush(timeout_millis)
 
 
-def _processors(provider: Any) -> list[Any]:
-    multi = getattr(provider, "_active_span_processor", None)
-    return list(getattr(multi, "_span_processors", ()) or ())
-
-
-def _exporter_of(processor: Any) -> Any:
-    # BatchSpanProcessor keeps it on an inner BatchProcessor in newer SDKs,
-    # on itself in older ones; SimpleSpanProcessor keeps span_exporter.
-    for holder in (processor, getattr(processor, "_batch_processor", None)):
-        if holder is None:
-            continue
-        for name in ("span_exporter", "_exporter", "exporter"):
-            found = getattr(holder, name, None)
-            if found is not None:
-                return found
-    return None
-
-
 def find_agentsight(provider: Any) -> Optional[Any]:
     """The processor on ``provider`` that already delivers clicks, if any."""
-    for processor in _processors(provider):
+    for processor in span_processors(provider):
         if isinstance(processor, ClickSpanProcessor):
             return processor
-        if isinstance(_exporter_of(processor), AgentSightSpanExporter):
+        if isinstance(exporter_of(processor), AgentSightSpanExporter):
             return processor
     return None
 
