@@ -43,7 +43,7 @@ class ClickSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
-        # The exporter keeps the span's clicks, not the span (compact.py).
+        # The exporter keeps the span's clicks, not the span (wire/spans.py).
         found = compact(span)
         if found is not None:
             self.exporter.offer(*found)

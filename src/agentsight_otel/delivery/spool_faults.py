@@ -3,7 +3,7 @@
 The exporter's spool is a file, and files fail: the disk fills up, a quota
 or ``RLIMIT_FSIZE`` is reached, an I/O error comes back. A click the spool
 refuses is kept in the exporter's memory queue and sent directly meanwhile
-(exporter.py); :class:`SpoolWriteGuard` holds what that needs — whether the
+(spooled.py); :class:`SpoolWriteGuard` holds what that needs — whether the
 spool is to be left alone for now, the backoff before the next try, how many
 writes failed — and writes the one log line that names the real error.
 :func:`report_quarantined` is the log line for records the spool set aside
