@@ -9,7 +9,7 @@ a 4xx answer instead of a memory spike, a hang or a 500. Three bounds:
 * the bytes after ``Content-Encoding: gzip`` (:data:`MAX_DECOMPRESSED_BYTES`),
   enforced *while inflating*, so a gzip bomb is refused after producing at most
   the limit rather than after exhausting memory;
-* the nesting depth of JSON (:data:`MAX_JSON_DEPTH`): the stdlib parser
+* the nesting depth of JSON (:data:`MAX_JSON_DEPTH`): a JSON parser
   recurses once per level and deep input would end in ``RecursionError``.
   A linear byte pre-scan bounds it before parsing (:func:`parse_json`);
   the ingest schema bounds its own free-form parts after decoding.
@@ -17,13 +17,12 @@ a 4xx answer instead of a memory spike, a hang or a 500. Three bounds:
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from itertools import accumulate
 from typing import Any, Final, List, Optional, Union
 
-import orjson
+import msgspec
 from starlette.requests import Request
 
 #: Largest request body accepted on the wire (compressed size, when gzipped).
@@ -234,18 +233,6 @@ def json_depth_exceeds(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     return max(accumulate(steps), default=0) > max_depth
 
 
-def _reject_constant(name: str) -> Any:
-    raise MalformedBody(f"invalid JSON: {name} is not a JSON value")
-
-
-#: The strict decoder :func:`parse_json` uses (``NaN``/``Infinity`` refused),
-#: built once: ``json.loads`` with any keyword builds a new decoder per call,
-#: which costs more than parsing a small metadata string. It does not bound
-#: depth by itself; callers parsing untrusted text use :func:`parse_json`,
-#: or bound the input first.
-JSON_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def parse_json(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse UTF-8 JSON, refusing nesting deeper than ``max_depth``.
 
@@ -269,23 +256,8 @@ def parse_json(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) -> Any:
     return strict_loads(text, raw)
 
 
-def _checked_int(text: str) -> int:
-    number = int(text)
-    if not _INT_MIN <= number <= _UINT_MAX:
-        raise MalformedBody("invalid JSON: integer beyond 64 bits")
-    return number
-
-
-def _checked_float(text: str) -> float:
-    number = float(text)
-    if number in (_INF, -_INF):
-        raise MalformedBody("invalid JSON: number out of range")
-    return number
-
-
 _INT_MIN: Final = -(2**63)
 _UINT_MAX: Final = 2**64 - 1
-_INF: Final = float("inf")
 #: The big-integer probe (see :func:`_may_hold_big_int`): digits become "0";
 #: the bytes a JSON number can follow, and the whitespace and "-" that may
 #: sit between them and its digits, become "!"; everything else becomes "x".
@@ -298,51 +270,55 @@ _BIG_INT_TOKEN: Final = b"!" + _LONG_DIGITS
 
 
 def _may_hold_big_int(data: bytes) -> bool:
-    """Whether JSON ``data`` may hold an integer of 19+ digits (orjson would
-    silently read one beyond 64 bits as a float).
+    """Whether JSON ``data`` may hold an integer of 19+ digits (one that may
+    lie beyond 64 bits, which msgspec reads exactly and other readers do not).
 
     Conservative: it looks for 19 digits right after ``[``, ``:``, ``,``,
     whitespace, ``-`` or the start (JSON puts a number only after the first
     three, possibly with the others in between), so every such integer is
-    seen; the same pattern inside a string only costs the slower parser. One
-    C-speed translation (no deletions, no copy of the input: both measured
-    slower) and a search, about a millisecond per 1.3 MB body. (A regex
-    ``\\d{19,}`` also matched the digit runs of hex ids, about one per 300
-    trace ids, which sent most 1,000-click bodies to the 3-4x slower parser;
-    an anchored regex was itself slower than orjson.)
+    seen; the same pattern inside a string only costs a walk over the parsed
+    value. One C-speed translation and a search, about a millisecond per
+    1.3 MB body. (A plain ``\\d{19,}`` would also match the digit runs of hex
+    ids, about one per 300 trace ids.)
     """
     probe = data.translate(_NUMBER_PROBE)
     return _BIG_INT_TOKEN in probe or probe.startswith(_LONG_DIGITS)
 
 
-#: The stdlib decoder, made as strict as orjson (no NaN/Infinity, no
-#: overflowing numbers) and strict about integers beyond 64 bits.
-_STRICT_DECODER: Final = json.JSONDecoder(
-    parse_constant=_reject_constant, parse_int=_checked_int, parse_float=_checked_float
-)
+def _holds_int_beyond_64_bits(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is int:
+            if not _INT_MIN <= item <= _UINT_MAX:
+                return True
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    return False
 
 
 def strict_loads(text: str, raw: Optional[bytes] = None) -> Any:
     """Strict JSON: no NaN/Infinity, no lone surrogates, no number beyond 64 bits.
 
-    orjson (server extra) parses 3-4x faster than the stdlib and refuses the
-    first two, but quietly turns integers beyond 64 bits into floats; text
-    with a long run of digits goes to a stdlib decoder that refuses them.
-    Nesting is the caller's to bound (see :func:`parse_json`). ``raw``: the
-    UTF-8 bytes of ``text``, when the caller has them.
+    msgspec refuses the first two (and numbers that overflow a float) while
+    parsing, and reads integers exactly, so one beyond 64 bits is found by a
+    walk over the result, taken only when the bytes may hold one. Nesting is
+    the caller's to bound (see :func:`parse_json`). ``raw``: the UTF-8 bytes
+    of ``text``, when the caller has them.
     """
     try:
         if raw is None:
             raw = text.encode("utf-8", "surrogatepass")
-        if not _may_hold_big_int(raw):
-            return orjson.loads(text)
-        parsed = _STRICT_DECODER.decode(text)
-        if "\\ud8" in text.lower() or "\\udc" in text.lower():
-            orjson.loads(text)  # lone surrogates: let orjson's check refuse them
-        return parsed
-    except orjson.JSONDecodeError as exc:
+        parsed = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MalformedBody(f"invalid JSON: {exc}") from None
+    except UnicodeDecodeError:  # a lone surrogate in str input, encoded as such
+        raise MalformedBody("invalid JSON: a string is not valid UTF-8") from None
     except RecursionError:  # belt and braces: callers bound nesting first
         raise MalformedBody("JSON nesting exceeds the limit") from None
-    except ValueError as exc:
-        raise MalformedBody(f"invalid JSON: {exc}") from None
+    if _may_hold_big_int(raw) and _holds_int_beyond_64_bits(parsed):
+        raise MalformedBody("invalid JSON: integer beyond 64 bits")
+    return parsed
