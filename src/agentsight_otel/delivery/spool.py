@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
 from agentsight_otel.config import ConfigurationError, ExporterSettings
-from agentsight_otel.server.private_files import create_private_file, make_private_dirs
+from agentsight_otel.private_files import create_private_file, make_private_dirs
 from agentsight_otel.wire.records import ClickRecord, record_to_json
 
 _SCHEMA = """

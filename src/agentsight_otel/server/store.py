@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Final, Iterator, List, Optional, Sequence, Tuple, Union
 
+from agentsight_otel.private_files import create_private_file, make_private_dirs
 from agentsight_otel.server.click_rows import (
     ButtonGroup,
     Click,
@@ -42,7 +43,6 @@ from agentsight_otel.server.click_rows import (
 )
 from agentsight_otel.server.conflicts import conflicting_ids
 from agentsight_otel.server.paths import DATA_DIR_ENV, DB_FILENAME, default_db_path
-from agentsight_otel.server.private_files import create_private_file, make_private_dirs
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -107,7 +107,7 @@ class Store:
     readers open it by ``file:`` URI, which a relative path cannot be, and a
     later change of working directory must not move the database. Missing
     parent directories are created 0700 and a new database file 0600
-    (:mod:`~agentsight_otel.server.private_files`): clicks are user data.
+    (:mod:`~agentsight_otel.private_files`): clicks are user data.
     """
 
     def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
