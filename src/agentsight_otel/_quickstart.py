@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.recording import Tracker
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 
 
 def run_quickstart() -> int:

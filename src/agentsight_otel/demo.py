@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from agentsight_otel.api_types import TrackedClick
 from agentsight_otel.exporter import AgentSightSpanExporter
-from agentsight_otel.server.receiver import running_receiver
 from agentsight_otel.recording import Tracker
+from agentsight_otel.server.receiver import running_receiver
 from agentsight_otel.wiring import ClickSpanProcessor
 
 #: (conversation id, calls) -- the reference page's examples, as written there.
