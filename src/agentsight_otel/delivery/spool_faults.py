@@ -23,9 +23,11 @@ from typing import List, Tuple
 from agentsight_otel.logsafe import printable
 from agentsight_otel.ratelimit import RateLimitedLogger
 
-#: Pause after a refused write: doubling from 1 s to 15 s while it fails.
-BACKOFF_MIN = 1.0
-BACKOFF_MAX = 15.0
+#: Pause after a refused write before the spool is tried again. Short and
+#: fixed, not growing: a refused local write costs little (SQLite fails before
+#: it writes), while every second the spool is left alone after the disk has
+#: room again is a second in which a crash loses the clicks held in memory.
+RETRY_SECONDS = 0.5
 #: Click ids named in one log line about quarantined records.
 QUARANTINE_LOGGED = 20
 
@@ -37,7 +39,6 @@ class SpoolWriteGuard:
         self.path = path
         self._warn = warn
         self._lock = threading.Lock()
-        self._backoff = 0.0
         #: Monotonic time before which the spool is not tried again.
         self.failing_until = 0.0
         self.failures = 0
@@ -54,9 +55,7 @@ class SpoolWriteGuard:
         """
         with self._lock:
             self.failures += 1
-            self._backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self._backoff * 2))
-            self.failing_until = time.monotonic() + self._backoff
-            pause = self._backoff
+            self.failing_until = time.monotonic() + RETRY_SECONDS
         try:
             free = "%d bytes free there" % shutil.disk_usage(os.path.dirname(self.path) or ".").free
         except OSError:
@@ -64,19 +63,18 @@ class SpoolWriteGuard:
         self._warn.error(
             "spool-write",
             "AgentSight spool %s cannot %s: %s (%s; %s); clicks are kept in memory and "
-            "sent directly meanwhile, and the spool is tried again in %.0fs",
+            "sent directly meanwhile, and the spool is tried again in %.1fs",
             printable(self.path),
             doing % clicks,
             printable(getattr(exc, "sqlite_errorname", None) or type(exc).__name__),
             printable(exc),
             free,
-            pause,
+            RETRY_SECONDS,
         )
 
     def succeeded(self) -> None:
-        if self._backoff:
+        if self.failing_until:
             with self._lock:
-                self._backoff = 0.0
                 self.failing_until = 0.0
 
 
