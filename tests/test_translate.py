@@ -25,7 +25,7 @@ from agentsight_otel.wire.records import (
     record_to_json,
 )
 from agentsight_otel.wire.spans import count_clicks, records_from_spans
-from agentsight_otel.wire.timestamps import iso_timestamp
+from agentsight_otel.wire.timestamps import delivery_timestamp, iso_timestamp
 
 from reference_payload import encode, ingest_payload
 from test_metadata import metadata_objects
@@ -295,3 +295,27 @@ def test_finished_events_reads_what_the_public_property_gives() -> None:
     plain = ReadableSpan("plain", events=events)
     assert finished_events(plain) == events
     assert count_clicks(plain) == 1
+
+
+def test_recording_and_delivery_format_timestamps_alike_from_separate_caches() -> None:
+    # The encoder formats clicks seconds old while the application records
+    # clicks of this second: with one cache each would evict the other's
+    # second on every call, putting the date formatting back on the caller.
+    now = 1_795_000_000_123_456_789
+    old = now - 7_000_000_000
+    assert iso_timestamp(now) == delivery_timestamp(now) == "2026-11-18T11:06:40.123456+00:00"
+    assert delivery_timestamp(old) == iso_timestamp(old)
+    iso_timestamp(now)
+    delivery_timestamp(old)
+    [recording_cache] = [
+        c.cell_contents
+        for c in iso_timestamp.__closure__ or ()
+        if isinstance(c.cell_contents, list)
+    ]
+    [delivery_cache] = [
+        c.cell_contents
+        for c in delivery_timestamp.__closure__ or ()
+        if isinstance(c.cell_contents, list)
+    ]
+    assert recording_cache[0] == now // 1_000_000_000
+    assert delivery_cache[0] == old // 1_000_000_000

@@ -7,7 +7,7 @@ from typing import Any, Dict
 
 from agentsight_otel.semconv import BUTTONS_CORRELATION_KEY
 from agentsight_otel.wire.records import ClickRecord
-from agentsight_otel.wire.timestamps import iso_timestamp
+from agentsight_otel.wire.timestamps import delivery_timestamp
 
 #: Compact and strict: no NaN (the backend's parser refuses it anyway).
 _strict_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -28,7 +28,7 @@ def buttons_body(record: ClickRecord) -> Dict[str, Any]:
         "span_id": record.span_id,
     }
     return {
-        "timestamp": iso_timestamp(record.timestamp_ns),
+        "timestamp": delivery_timestamp(record.timestamp_ns),
         "button_event": record.button_event,
         "label": record.label,
         "value": record.value,

@@ -31,7 +31,7 @@ from agentsight_otel.semconv import (
 )
 from agentsight_otel.version import __version__
 from agentsight_otel.wire.records import ClickRecord
-from agentsight_otel.wire.timestamps import iso_timestamp
+from agentsight_otel.wire.timestamps import delivery_timestamp
 from agentsight_otel.wire.unflatten import to_json
 
 #: The entity-name attribute 0.1.4 writes on every span (the click's label).
@@ -175,7 +175,7 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
             otel = otel_by_resource[id(resource)] = msgspec.Raw(
                 _ingest_encoder.encode(otel_block(resource))
             )
-        stamp = iso_timestamp(at)
+        stamp = delivery_timestamp(at)
         span = new_span(
             ingest_span_id(click_id),
             trace_id,

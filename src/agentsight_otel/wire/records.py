@@ -19,7 +19,7 @@ from agentsight_otel.semconv import (
     CLICK_ID,
     CONVERSATION_ID,
 )
-from agentsight_otel.wire.timestamps import iso_timestamp
+from agentsight_otel.wire.timestamps import delivery_timestamp
 from agentsight_otel.wire.unflatten import unflatten_valid_json
 
 #: Bytes a ClickRecord keeps alive besides its strings: the tuple, the
@@ -59,7 +59,7 @@ class ClickRecord(NamedTuple):
 
     @property
     def timestamp(self) -> str:
-        return iso_timestamp(self.timestamp_ns)
+        return delivery_timestamp(self.timestamp_ns)
 
 
 #: ``ClickRecord(...)`` without the Python-level ``__new__`` NamedTuple

@@ -1,15 +1,18 @@
-"""The ISO 8601 UTC text of a click's timestamp, with one per-second cache.
+"""The ISO 8601 UTC text of a click's timestamp, the date part cached per second.
 
 ``track_button``'s returned ``timestamp`` and the one delivered to
-AgentSight are the same string by construction: both come from here.
+AgentSight are the same string by construction: both come from
+:func:`cached_formatter`. There are two caches, one code path: the
+application's threads format clicks of the current second, while the
+exporter's and the bridge's threads encode clicks that are seconds old; one
+shared cache would make each overwrite the other's second, and formatting
+the date (most of the cost) would move back onto the application's thread.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, List
-
-_second_cache: List[Any] = [None, ""]  # [unix second, its second_template]
+from typing import Any, Callable, List
 
 
 def second_template(seconds: int) -> str:
@@ -20,20 +23,30 @@ def second_template(seconds: int) -> str:
     return text + ".%06d+00:00"
 
 
-def iso_timestamp(unix_nanos: int) -> str:
-    """The ISO 8601 UTC text of an event timestamp, always with microseconds.
+def cached_formatter() -> Callable[[int], str]:
+    """A function from unix nanoseconds to ISO 8601 UTC text with microseconds,
+    with its own per-second cache (a closure: as cheap to call as a function).
 
-    The date part is cached per second because formatting it is most of the
-    cost of a click on the caller's thread. The cache is shared by every
-    thread: a thread that finds another second there formats its own and
-    leaves it for the next caller.
+    The cache is shared by every thread that uses this formatter: a thread
+    that finds another second there formats its own and leaves it for the
+    next caller.
     """
-    seconds, nanos = divmod(unix_nanos, 1_000_000_000)
-    cached = _second_cache
-    if cached[0] != seconds:
-        template = second_template(seconds)
-        cached[1] = template  # written before the key, so a racing reader never
-        cached[0] = seconds  # pairs a new second with the previous second's text
-    else:
-        template = cached[1]
-    return template % (nanos // 1000)
+    cached: List[Any] = [None, ""]  # [unix second, its second_template]
+
+    def iso(unix_nanos: int) -> str:
+        seconds, nanos = divmod(unix_nanos, 1_000_000_000)
+        if cached[0] != seconds:
+            template = second_template(seconds)
+            cached[1] = template  # written before the key, so a racing reader never
+            cached[0] = seconds  # pairs a new second with the previous second's text
+        else:
+            template = cached[1]
+        return template % (nanos // 1000)
+
+    return iso
+
+
+#: For clicks being recorded, on the application's threads.
+iso_timestamp = cached_formatter()
+#: For clicks being encoded for delivery, on the exporter's and the bridge's threads.
+delivery_timestamp = cached_formatter()
