@@ -20,6 +20,8 @@ import requests
 from agentsight_otel import semconv
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 
+from bridge_harness import Bridge
+
 API_KEY = "ags_0123456789abcdef0123456789abcdef_abcdef"
 
 
@@ -168,6 +170,14 @@ def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
     """A receiver that requires ``API_KEY``."""
     with running_receiver(tmp_path / "receiver.sqlite3", api_key=API_KEY) as handle:
         yield handle
+
+
+@pytest.fixture
+def bridge(receiver: ReceiverHandle, tmp_path: Path) -> Iterator[Bridge]:
+    """An OTLP bridge delivering to ``receiver`` with its key."""
+    running = Bridge(receiver, tmp_path / "bridge-spool.sqlite3")
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -19,47 +19,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentsight_otel import AgentSightSpanExporter, Tracker
-from agentsight_otel.server.bridge import MAX_OTLP_BODY_BYTES, create_bridge_app
-from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
-from agentsight_otel.server.runner import ServerThread
+from agentsight_otel import Tracker
+from agentsight_otel.server.bridge import MAX_OTLP_BODY_BYTES
+from agentsight_otel.server.receiver import ReceiverHandle
 
+from bridge_harness import Bridge
 from test_otlp import otlp_json
 
-KEY = "bridge-test-key"
 PB = {"Content-Type": "application/x-protobuf"}
-
-
-class Bridge:
-    def __init__(self, receiver: ReceiverHandle, spool: Path, **app_kwargs: Any) -> None:
-        self.exporter = AgentSightSpanExporter(
-            api_key=KEY, endpoint=receiver.url, spool_path=str(spool), retry_deadline=5.0
-        )
-        self.app = create_bridge_app(self.exporter, **app_kwargs)
-        self.thread = ServerThread(self.app)
-        self.thread.start()
-        self.url = self.thread.url + "/v1/traces"
-
-    @property
-    def stats(self) -> dict[str, int]:
-        return dict(self.app.state.stats)
-
-    def stop(self) -> None:
-        self.thread.stop()
-        self.exporter.shutdown()
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
-    with running_receiver(tmp_path / "receiver.sqlite3", api_key=KEY) as handle:
-        yield handle
-
-
-@pytest.fixture
-def bridge(receiver: ReceiverHandle, tmp_path: Path) -> Iterator[Bridge]:
-    running = Bridge(receiver, tmp_path / "bridge-spool.sqlite3")
-    yield running
-    running.stop()
 
 
 def application_spans() -> tuple[Any, list[dict[str, Any]]]:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
-from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from test_bridge import PB, Bridge, application_spans
+from test_bridge import PB, application_spans
 
 from agentsight_otel.server import otlp_bounds
 from agentsight_otel.server.otlp import (
@@ -28,22 +26,9 @@ from agentsight_otel.server.otlp import (
     OTLPTooLarge,
     decode_request,
 )
-from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
+from agentsight_otel.server.receiver import ReceiverHandle
 
-KEY = "bridge-test-key"
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
-    with running_receiver(tmp_path / "receiver.sqlite3", api_key=KEY) as handle:
-        yield handle
-
-
-@pytest.fixture
-def bridge(receiver: ReceiverHandle, tmp_path: Path) -> Iterator[Bridge]:
-    running = Bridge(receiver, tmp_path / "bridge-spool.sqlite3")
-    yield running
-    running.stop()
+from bridge_harness import Bridge
 
 
 def field(number: int, payload: bytes) -> bytes:

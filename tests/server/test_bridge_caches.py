@@ -9,33 +9,15 @@ the caches small. Driven through the real bridge into a real receiver.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
-
-import pytest
 import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from test_bridge import PB, Bridge
+from test_bridge import PB
 from test_bridge_foreign_clicks import foreign_spans
 
 from agentsight_otel.recording import flatten as metadata
-from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 from agentsight_otel.wire import unflatten as wire_unflatten
 
-KEY = "bridge-test-key"
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
-    with running_receiver(tmp_path / "receiver.sqlite3", api_key=KEY) as handle:
-        yield handle
-
-
-@pytest.fixture
-def bridge(receiver: ReceiverHandle, tmp_path: Path) -> Iterator[Bridge]:
-    running = Bridge(receiver, tmp_path / "bridge-spool.sqlite3")
-    yield running
-    running.stop()
+from bridge_harness import Bridge
 
 
 def retained_characters() -> int:

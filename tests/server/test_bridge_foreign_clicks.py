@@ -11,8 +11,7 @@ receiver, with the stock OTLP exporters as senders.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -23,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_bridge import PB, Bridge, stored
+from test_bridge import PB, stored
 
 from agentsight_otel.semconv import (
     BUTTON_CLICK_EVENT,
@@ -33,24 +32,10 @@ from agentsight_otel.semconv import (
     CONVERSATION_ID,
 )
 from agentsight_otel.server.otlp import JSON, PROTOBUF, decode_request, records_from_request
-from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
+from agentsight_otel.server.receiver import ReceiverHandle
 
+from bridge_harness import Bridge
 from test_otlp import otlp_json
-
-KEY = "bridge-test-key"
-
-
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
-    with running_receiver(tmp_path / "receiver.sqlite3", api_key=KEY) as handle:
-        yield handle
-
-
-@pytest.fixture
-def bridge(receiver: ReceiverHandle, tmp_path: Path) -> Iterator[Bridge]:
-    running = Bridge(receiver, tmp_path / "bridge-spool.sqlite3")
-    yield running
-    running.stop()
 
 
 def foreign_spans(labels: tuple[str, ...] = ("Create ticket", "Cancel")) -> Any:
