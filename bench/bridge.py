@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
@@ -79,7 +79,7 @@ def main() -> int:
         "bridge (OTLP protobuf)": bridge,
         "bridge, one walked body": bridge_one_body,
     }
-    results: Dict[str, List[float]] = {name: [] for name in candidates}
+    results: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(args.rounds):
         for name, work in candidates.items():
             results[name].append(cpu_rate(work))

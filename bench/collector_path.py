@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List
 
 import requests
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -69,7 +68,7 @@ def main() -> int:
     receiver_port, bridge_port = free_port(), free_port()
     grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
     receiver_url = f"http://127.0.0.1:{receiver_port}"
-    processes: List[subprocess.Popen[bytes]] = []
+    processes: list[subprocess.Popen[bytes]] = []
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     try:
         processes.append(subprocess.Popen(

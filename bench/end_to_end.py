@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Tuple
 
 import requests
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -82,7 +81,7 @@ def stored(url: str) -> int:
 
 def per_call_ns(
     tracker: Tracker, provider: TracerProvider, calls: int, per_span: int = PER_SPAN
-) -> Tuple[float, float]:
+) -> tuple[float, float]:
     """Wall and calling-thread CPU nanoseconds per click, span start and end
     included (the end is where ``ClickSpanProcessor.on_end`` runs)."""
     tracer = provider.get_tracer("bench")
@@ -149,7 +148,7 @@ def main() -> int:
         count = stored(url)
 
         # 2. Calling-thread cost, with and without the exporter, interleaved.
-        costs: dict[str, List[Tuple[float, float]]] = {"no exporter": [], "exporter attached": []}
+        costs: dict[str, list[tuple[float, float]]] = {"no exporter": [], "exporter attached": []}
         for _ in range(args.rounds):
             costs["no exporter"].append(per_call_ns(tracker_off, bare, 10_000))
             costs["exporter attached"].append(per_call_ns(tracker_on, with_exporter, 10_000))
@@ -158,8 +157,8 @@ def main() -> int:
         # 3. The exporter's own work on the caller, for a request span that
         # carries one click (where on_end weighs most): on_end alone, against
         # the whole span (start, track_button, end) without an exporter.
-        one_click: List[float] = []
-        own: List[float] = []
+        one_click: list[float] = []
+        own: list[float] = []
         for _ in range(args.rounds):
             one_click.append(per_call_ns(tracker_off, bare, 5_000, per_span=1)[1])
             own.append(on_end_ns(processor, 5_000))

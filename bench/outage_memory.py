@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import time
-from typing import Any, Dict
+from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -44,7 +44,7 @@ def main() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    options: Dict[str, Any] = {"api_key": "bench-key", "endpoint": f"http://127.0.0.1:{port}"}
+    options: dict[str, Any] = {"api_key": "bench-key", "endpoint": f"http://127.0.0.1:{port}"}
     if args.max_queue_bytes is not None:
         options["max_queue_bytes"] = args.max_queue_bytes
     exporter = AgentSightSpanExporter(**options)

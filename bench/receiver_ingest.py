@@ -36,9 +36,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any
 
 import requests
 
@@ -69,7 +70,7 @@ BUTTONS = [
 ]
 
 
-def span_record(conversation_id: str, n: int, start: datetime) -> Dict[str, Any]:
+def span_record(conversation_id: str, n: int, start: datetime) -> dict[str, Any]:
     event, label, value = BUTTONS[n % len(BUTTONS)]
     trace_id = uuid.uuid4().hex
     click_id = uuid.uuid4().hex
@@ -118,13 +119,13 @@ def span_record(conversation_id: str, n: int, start: datetime) -> Dict[str, Any]
     }
 
 
-def build_bodies(count: int, clicks: int, per_conversation: int = 20) -> Tuple[List[bytes], int]:
+def build_bodies(count: int, clicks: int, per_conversation: int = 20) -> tuple[list[bytes], int]:
     """``count`` gzip bodies of ``clicks`` click spans; returns them and the raw JSON size."""
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)
     bodies = []
     raw_size = 0
     for _ in range(count):
-        blocks: List[Dict[str, Any]] = []
+        blocks: list[dict[str, Any]] = []
         for n in range(clicks):
             if n % per_conversation == 0:
                 cid = f"conv-{uuid.uuid4().hex[:12]}"
@@ -167,7 +168,7 @@ def receiver(db_path: str, in_process: bool) -> Iterator[str]:
         proc.wait(timeout=15)
 
 
-def post_all(url: str, bodies: List[bytes], clicks: int) -> None:
+def post_all(url: str, bodies: list[bytes], clicks: int) -> None:
     headers = {
         "Authorization": f"Api-Key {API_KEY}",
         "Content-Type": "application/json",
@@ -182,12 +183,12 @@ def post_all(url: str, bodies: List[bytes], clicks: int) -> None:
                 raise RuntimeError(f"expected {clicks} new clicks, got {answer}")
 
 
-def timed_http(url: str, bodies: List[bytes], clicks: int, threads: int) -> float:
+def timed_http(url: str, bodies: list[bytes], clicks: int, threads: int) -> float:
     """Seconds to deliver ``bodies`` split over ``threads`` client threads."""
     shares = [bodies[i::threads] for i in range(threads)]
-    errors: List[BaseException] = []
+    errors: list[BaseException] = []
 
-    def run(share: List[bytes]) -> None:
+    def run(share: list[bytes]) -> None:
         try:
             post_all(url, share, clicks)
         except BaseException as exc:
@@ -205,7 +206,7 @@ def timed_http(url: str, bodies: List[bytes], clicks: int, threads: int) -> floa
     return elapsed
 
 
-def timed_baseline(bodies: List[bytes]) -> float:
+def timed_baseline(bodies: list[bytes]) -> float:
     start = time.perf_counter()
     for body in bodies:
         json.loads(limits.decompress(body, "gzip"))
@@ -213,8 +214,8 @@ def timed_baseline(bodies: List[bytes]) -> float:
 
 
 def timed_pipeline(
-    bodies: List[bytes], db_path: str, clicks: int
-) -> Tuple[float, Dict[str, float]]:
+    bodies: list[bytes], db_path: str, clicks: int
+) -> tuple[float, dict[str, float]]:
     """The receiver's ingest work without HTTP: seconds, and seconds per phase."""
     phases = dict.fromkeys(("gunzip", "read", "insert"), 0.0)
     with Store(db_path) as store:
@@ -252,7 +253,7 @@ def main() -> int:
         f"{gz_size / 1024:.0f} KiB gzipped"
     )
 
-    rows: List[Tuple[str, float]] = []
+    rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         # A fresh receiver (and database) per run: inserts slow down as the
         # table grows, which would otherwise favour whichever run goes first.

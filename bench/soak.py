@@ -64,10 +64,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable
 
 KEY = "soak-key"
 PATHS = ("direct", "direct+spool", "collector")
@@ -86,7 +87,7 @@ SPOOL_CORRUPT = "unreadable record written into each spool"
 SPOOL_PHASE_COUNTERS = {SPOOL_DISK_FULL: "spool_write_failures", SPOOL_CORRUPT: "quarantined"}
 
 
-def rules_5xx(burst: int) -> List[str]:
+def rules_5xx(burst: int) -> list[str]:
     """``burst`` failing write requests in a row: 503s, a 502, a 500, a 504 after storing."""
     return [
         f"503:1:limit={max(1, burst - 3)}",
@@ -172,7 +173,7 @@ def worker_main(argv: Sequence[str]) -> int:
     threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
 
     provider = TracerProvider(resource=Resource.create({"service.name": f"soak-app-{args.slot}"}))
-    exporter: Optional[AgentSightSpanExporter] = None
+    exporter: AgentSightSpanExporter | None = None
     if args.mode == "collector":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -213,7 +214,7 @@ def worker_main(argv: Sequence[str]) -> int:
     sent_file = writer.stdin
     handed = [0]
 
-    def hand_over(ids: List[str]) -> None:
+    def hand_over(ids: list[str]) -> None:
         with lock:  # "@<when>" then the ids, in one write: a kill never splits a line
             sent_file.write((f"@{time.time():.6f}\n" + "\n".join(ids) + "\n").encode("ascii"))
             sent_file.flush()
@@ -232,7 +233,7 @@ def worker_main(argv: Sequence[str]) -> int:
             count = min(share - done, rng.choice((1, 1, 2, 3, 5)))
             conversation_id = f"soak-{args.slot}-{args.incarnation}-{index}-{turn // 20}"
             metadata = {"turn": turn, "thread": index, "tags": ["soak", args.mode]}
-            ids: List[str] = []
+            ids: list[str] = []
             if turn % 10 == 9:
                 # No current span: each click goes on an agentsight.button span of its own.
                 for n in range(count):
@@ -291,7 +292,7 @@ def worker_main(argv: Sequence[str]) -> int:
     flush_seconds = time.monotonic() - began
     provider.shutdown()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    stats: Dict[str, Any] = {
+    stats: dict[str, Any] = {
         "slot": args.slot,
         "incarnation": args.incarnation,
         "handed_over": handed[0],
@@ -348,14 +349,14 @@ class Children:
     """Every process the soak starts, so that all of them are stopped at the end."""
 
     def __init__(self) -> None:
-        self.processes: List[subprocess.Popen[bytes]] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
 
     def spawn(
         self,
         command: Sequence[str],
         log_path: Path,
-        env: Optional[Dict[str, str]] = None,
-        stdin: Optional[int] = subprocess.DEVNULL,
+        env: dict[str, str] | None = None,
+        stdin: int | None = subprocess.DEVNULL,
     ) -> subprocess.Popen[bytes]:
         # Only the main thread spawns: PDEATHSIG fires when the spawning thread ends.
         assert threading.current_thread() is threading.main_thread()
@@ -404,12 +405,12 @@ class Children:
         self.processes = [p for p in self.processes if p.poll() is None]
 
 
-def agentsight_cli() -> List[str]:
+def agentsight_cli() -> list[str]:
     cli = shutil.which("agentsight-otel", path=os.path.dirname(sys.executable))
     return [cli] if cli else [sys.executable, "-m", "agentsight_otel.cli"]
 
 
-def clean_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This environment without OTEL_* / AGENTSIGHT_* settings, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTSIGHT_"))}
     env.update(extra or {})
@@ -433,7 +434,7 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = workdir / "receiver.sqlite3"
         self.log_path = workdir / "receiver.log"
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.session = self._session()
         self._prepare_db()
 
@@ -483,14 +484,14 @@ class Receiver:
         if self.process is not None:
             Children.stop(self.process)
 
-    def put_faults(self, rules: List[str]) -> None:
+    def put_faults(self, rules: list[str]) -> None:
         answer = self.session.put(f"{self.url}/_control/faults", json={"rules": rules}, timeout=10)
         answer.raise_for_status()
 
-    def faults(self) -> List[Dict[str, Any]]:
+    def faults(self) -> list[dict[str, Any]]:
         answer = self.session.get(f"{self.url}/_control/faults", timeout=10)
         answer.raise_for_status()
-        rules: List[Dict[str, Any]] = answer.json()["rules"]
+        rules: list[dict[str, Any]] = answer.json()["rules"]
         return rules
 
     def clear_faults(self) -> None:
@@ -501,7 +502,7 @@ class Receiver:
         answer.raise_for_status()
         return int(answer.json()["count"])
 
-    def ids(self) -> Set[str]:
+    def ids(self) -> set[str]:
         answer = self.session.get(f"{self.url}/api/clicks/ids/", timeout=120)
         answer.raise_for_status()
         return set(answer.json()["click_ids"])
@@ -525,7 +526,7 @@ class Bridge:
                 "OTEL_EXPORTER_AGENTSIGHT_RETRY_DEADLINE": str(deadline),
             }
         )
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [
@@ -576,7 +577,7 @@ class Collector:
                 "AGENTSIGHT_COLLECTOR_QUEUE_DIR": str(workdir / "otelcol-queue"),
             }
         )
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def traces_url(self) -> str:
@@ -612,7 +613,7 @@ class App:
     done: Path
     killed: bool = False
     #: Last /proc sample: (VmHWM KiB, CPU seconds); what a killed process reports.
-    sample: Tuple[int, float] = (0, 0.0)
+    sample: tuple[int, float] = (0, 0.0)
 
 
 @dataclass
@@ -620,7 +621,7 @@ class Settings:
     clicks: int
     threads: int
     processes: int
-    paths: List[str]
+    paths: list[str]
     window: float
     outage: float
     kill_downtime: float
@@ -635,18 +636,18 @@ class Settings:
     flush_timeout: float
     settle_timeout: float
     quiet: float
-    collector: Optional[str]
+    collector: str | None
     workdir: Path
 
 
 @dataclass
 class Phase:
     name: str
-    rules: List[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
     action: str = ""
 
 
-def schedule(path: str, burst: int) -> List[Phase]:
+def schedule(path: str, burst: int) -> list[Phase]:
     """The faults of one path, in order; each gets an equal slot of the send window."""
     phases = [
         Phase("429 with Retry-After", RULES_429),
@@ -668,13 +669,13 @@ def schedule(path: str, burst: int) -> List[Phase]:
     return phases
 
 
-def read_ids(path: Path) -> List[str]:
+def read_ids(path: Path) -> list[str]:
     return list(read_handovers(path))
 
 
-def read_handovers(path: Path) -> Dict[str, float]:
+def read_handovers(path: Path) -> dict[str, float]:
     """Click ids of a sent-file -> when they were handed to the exporter (epoch s)."""
-    handed: Dict[str, float] = {}
+    handed: dict[str, float] = {}
     if not path.exists():
         return handed
     when = 0.0
@@ -687,7 +688,7 @@ def read_handovers(path: Path) -> Dict[str, float]:
     return handed
 
 
-def spool_ids(path: Path) -> Set[str]:
+def spool_ids(path: Path) -> set[str]:
     """Click ids in a spool file (read after its process was killed)."""
     if not path.exists():
         return set()
@@ -706,7 +707,7 @@ def spool_size(path: Path) -> int:
         return -1
 
 
-def percentile(values: List[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -724,14 +725,14 @@ class PathRun:
         self.dir = settings.workdir / path.replace("+", "_")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.receiver = Receiver(children, self.dir)
-        self.bridge: Optional[Bridge] = None
-        self.collector: Optional[Collector] = None
-        self.apps: List[App] = []
-        self.fired: Dict[str, int] = {}
-        self.actions: Dict[str, int] = {}
-        self.errors: List[str] = []
-        self.spool_at_kill: Set[str] = set()
-        self.killed_sent: Dict[str, float] = {}
+        self.bridge: Bridge | None = None
+        self.collector: Collector | None = None
+        self.apps: list[App] = []
+        self.fired: dict[str, int] = {}
+        self.actions: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.spool_at_kill: set[str] = set()
+        self.killed_sent: dict[str, float] = {}
         self.kill_time = 0.0
         self.end_at = 0.0
         self.slot = 0.0
@@ -816,7 +817,7 @@ class PathRun:
         minimum, limit = 0.5 * slot, 0.9 * slot
         self.receiver.put_faults(phase.rules)
         began = time.monotonic()
-        snapshot: List[Dict[str, Any]] = []
+        snapshot: list[dict[str, Any]] = []
         while True:
             self.sleep(0.25)
             snapshot = self.receiver.faults()
@@ -948,7 +949,7 @@ class PathRun:
 
     # -- one run ----------------------------------------------------------------
 
-    def run(self) -> Dict[str, Any]:
+    def run(self) -> dict[str, Any]:
         started = time.monotonic()
         log(f"path {self.path}: starting services in {self.dir}")
         self.receiver.start()
@@ -968,7 +969,7 @@ class PathRun:
             self._sampler_stop.set()
             sampler.join(5)
 
-    def _run(self, started: float) -> Dict[str, Any]:
+    def _run(self, started: float) -> dict[str, Any]:
         window_start = time.monotonic()
         self.end_at = time.time() + self.s.window
         for slot in range(self.s.processes):
@@ -1036,15 +1037,15 @@ class PathRun:
         )
         return result
 
-    def sent_ids(self) -> Dict[str, Tuple[int, int]]:
+    def sent_ids(self) -> dict[str, tuple[int, int]]:
         """Every sent click id -> (slot, incarnation) that handed it over."""
-        owners: Dict[str, Tuple[int, int]] = {}
+        owners: dict[str, tuple[int, int]] = {}
         for app in self.apps:
             for click_id in read_ids(app.sent):
                 owners[click_id] = (app.slot, app.incarnation)
         return owners
 
-    def settle(self, sent: Dict[str, Tuple[int, int]]) -> Set[str]:
+    def settle(self, sent: dict[str, tuple[int, int]]) -> set[str]:
         """Poll the receiver until every sent click is stored, or nothing moves (bounded)."""
         deadline = time.monotonic() + self.s.settle_timeout
         last_count, last_change = -1, time.monotonic()
@@ -1071,7 +1072,7 @@ class PathRun:
 
     # -- figures ------------------------------------------------------------------
 
-    def figures(self, sent: Dict[str, Tuple[int, int]], stored: Set[str]) -> Dict[str, Any]:
+    def figures(self, sent: dict[str, tuple[int, int]], stored: set[str]) -> dict[str, Any]:
         missing = [c for c in sent if c not in stored]
         # Handed over by the killed process, never stored, and not in its spool at the
         # kill: the click was still in the exporter's memory queue when it died.
@@ -1089,7 +1090,7 @@ class PathRun:
         oldest_in_memory = max(in_memory.values(), default=0.0)
         extra = len(stored) - (len(sent) - len(missing))
         deliveries, distinct, twice = 0, 0, 0
-        delays: List[float] = []
+        delays: list[float] = []
         with contextlib.closing(
             sqlite3.connect(f"{self.receiver.db.as_uri()}?mode=ro", uri=True, timeout=30)
         ) as conn:
@@ -1108,10 +1109,10 @@ class PathRun:
                     delays.append(received - ts_us / 1e6)
         cpu = 0.0
         hwm = 0
-        exporter: Dict[str, int] = {}
+        exporter: dict[str, int] = {}
         unflushed = []
         for app in self.apps:
-            stats: Optional[Dict[str, Any]] = None
+            stats: dict[str, Any] | None = None
             if app.stats.exists():
                 stats = json.loads(app.stats.read_text(encoding="utf-8"))
             if stats is not None:
@@ -1174,7 +1175,7 @@ class PathRun:
 # -- report --------------------------------------------------------------------
 
 
-def print_table(r: Dict[str, Any], s: Settings) -> None:
+def print_table(r: dict[str, Any], s: Settings) -> None:
     print()
     print(
         f"### {r['path']}: {s.clicks:,} clicks, {s.processes} processes x {s.threads} threads, "
@@ -1185,7 +1186,7 @@ def print_table(r: Dict[str, Any], s: Settings) -> None:
     actions = ", ".join(f"{name} x{n}" for name, n in r["actions"].items())
     exporter = r["exporter"]
     no_kill = "n/a (no application kill -9 on this path)"
-    rows: List[Tuple[str, str]] = [
+    rows: list[tuple[str, str]] = [
         ("sent (ids in sent-files)", f"{r['sent']}"),
         ("delivered (stored, of sent)", f"{r['delivered']}"),
         ("lost", f"{r['lost']}"),
@@ -1249,7 +1250,7 @@ def print_table(r: Dict[str, Any], s: Settings) -> None:
         print(f"ERROR: {error}")
 
 
-def find_collector(explicit: Optional[str]) -> str:
+def find_collector(explicit: str | None) -> str:
     chosen = explicit or os.environ.get("AGENTSIGHT_OTEL_COLLECTOR")
     if not chosen:
         result = subprocess.run(
@@ -1268,7 +1269,7 @@ def find_collector(explicit: Optional[str]) -> str:
     return chosen
 
 
-def parse_settings(argv: Optional[Sequence[str]]) -> Tuple[Settings, bool]:
+def parse_settings(argv: Sequence[str] | None) -> tuple[Settings, bool]:
     parser = argparse.ArgumentParser(
         description="Soak every delivery path under faults and count every click.",
     )
@@ -1342,11 +1343,11 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     settings, keep = parse_settings(argv)
     signal.signal(signal.SIGTERM, _terminate)
     children = Children()
-    results: List[Dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
     began = time.monotonic()
     failed_setup = False
     log(

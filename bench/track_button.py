@@ -24,7 +24,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable
 
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -85,7 +85,7 @@ def main() -> int:
             "product_selection", "Add to Cart", "product_123", metadata=METADATA
         )
 
-    span_holder: Dict[str, object] = {}
+    span_holder: dict[str, object] = {}
 
     def bare_setup() -> object:
         span = new_span()
@@ -97,7 +97,7 @@ def main() -> int:
             "agentsight.button_click", attributes
         )
 
-    candidates: Dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+    candidates: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
         "bare add_event": (bare_setup, bare),
         "agentsight_otel.track_button": (new_span, ours),
     }
@@ -124,7 +124,7 @@ def main() -> int:
     except ImportError:
         print("agentsight==0.1.4 is not installed; skipping that baseline", file=sys.stderr)
 
-    results: Dict[str, List[float]] = {name: [] for name in candidates}
+    results: dict[str, list[float]] = {name: [] for name in candidates}
     for setup, body in candidates.values():  # warm-up
         per_call_ns(setup, body, min(args.calls, 2000))
         if "scope" in span_holder:

@@ -32,7 +32,8 @@ import resource
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -78,9 +79,9 @@ def their_spans(clicks: int) -> Sequence[Any]:
     return exporter.get_finished_spans()
 
 
-def batches(spans: Sequence[Any], clicks: int) -> List[Sequence[Any]]:
+def batches(spans: Sequence[Any], clicks: int) -> list[Sequence[Any]]:
     """The spans cut into consecutive groups of about ``clicks`` click events."""
-    groups: List[Sequence[Any]] = []
+    groups: list[Sequence[Any]] = []
     start = counted = 0
     for index, span in enumerate(spans):
         counted += len(span.events) or 1  # a 0.1.4 button span is one click
@@ -96,7 +97,7 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def rate(work: Callable[[], int], faults: List[float]) -> float:
+def rate(work: Callable[[], int], faults: list[float]) -> float:
     # Each run starts from the same collector state. Both candidates keep
     # paying for the collections their own allocations trigger, but not
     # for a full collection that the other's garbage made due (it walks
@@ -123,7 +124,7 @@ def main() -> int:
     args = parser.parse_args()
 
     ours = batches(our_spans(args.clicks), args.batch or OUR_BATCH)
-    sizes: Dict[str, int] = {}
+    sizes: dict[str, int] = {}
 
     def run_ours() -> int:
         clicks = size = 0
@@ -135,7 +136,7 @@ def main() -> int:
         return clicks
 
     rates = {"agentsight_otel": 0.0}
-    candidates: Dict[str, Callable[[], int]] = {"agentsight_otel": run_ours}
+    candidates: dict[str, Callable[[], int]] = {"agentsight_otel": run_ours}
     try:
         from agentsight.sdk.exporter import build_payload
 
@@ -154,8 +155,8 @@ def main() -> int:
     except ImportError:
         print("agentsight==0.1.4 not installed; skipping the comparison", file=sys.stderr)
 
-    results: Dict[str, List[float]] = {name: [] for name in candidates}
-    faults: Dict[str, List[float]] = {name: [] for name in candidates}
+    results: dict[str, list[float]] = {name: [] for name in candidates}
+    faults: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(args.rounds):  # interleaved, so noise hits both alike
         for name, work in candidates.items():
             results[name].append(rate(work, faults[name]))

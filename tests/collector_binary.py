@@ -24,7 +24,6 @@ import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "collector" / "build.sh"
@@ -84,7 +83,7 @@ def required(environ: Mapping[str, str]) -> bool:
     return environ.get(REQUIRE_ENV) == "1"
 
 
-def existing(environ: Mapping[str, str]) -> Optional[Path]:
+def existing(environ: Mapping[str, str]) -> Path | None:
     """The binary to use without building, or None if it has to be built.
 
     Raises :class:`Misconfigured` when ``$AGENTSIGHT_OTEL_COLLECTOR`` names

@@ -8,7 +8,8 @@ what a body holds.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from agentsight_otel.semconv import (
     INGEST_BUTTON_EVENT,
@@ -41,7 +42,7 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     return _strict_encoder.encode(payload).encode("utf-8")
 
 
-def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[str, Any]:
+def ingest_span(record: ClickRecord, environment: str | None = None) -> dict[str, Any]:
     """One click as an ingest span record of kind ``button``.
 
     The attributes are exactly those ``agentsight==0.1.4``'s
@@ -52,7 +53,7 @@ def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[
     attribute instead, next to ``trace_id``: the link back to the trace.
     """
     stamp = iso_timestamp(record.timestamp_ns)
-    attributes: Dict[str, Any] = {INGEST_CONVERSATION_ID: record.conversation_id}
+    attributes: dict[str, Any] = {INGEST_CONVERSATION_ID: record.conversation_id}
     if environment:
         attributes[CONVERSATION_ENVIRONMENT] = environment
     attributes[INGEST_SPAN_KIND] = INGEST_KIND_BUTTON
@@ -81,10 +82,10 @@ def ingest_span(record: ClickRecord, environment: Optional[str] = None) -> Dict[
 
 
 def ingest_payload(
-    records: Sequence[ClickRecord], environment: Optional[str] = None
-) -> Dict[str, Any]:
+    records: Sequence[ClickRecord], environment: str | None = None
+) -> dict[str, Any]:
     """A ``POST /api/ingest/`` body: one block per conversation, spans by time."""
-    blocks: Dict[str, Dict[str, Any]] = {}
+    blocks: dict[str, dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: r.timestamp_ns):
         block = blocks.get(record.conversation_id)
         if block is None:

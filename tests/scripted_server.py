@@ -15,14 +15,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable
 
 
 @dataclass
 class Reply:
     status: int = 200
     body: Any = None  # JSON-able, or bytes
-    headers: Dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to stall before answering
     reset: bool = False  # drop the connection with an RST instead of answering
 
@@ -31,7 +31,7 @@ class Reply:
 class Request:
     method: str
     path: str
-    headers: Dict[str, str]
+    headers: dict[str, str]
     raw: bytes
     body: Any  # decoded JSON (after gzip), or None
     received_at: float = 0.0  # time.monotonic() when the request arrived
@@ -41,10 +41,10 @@ class ScriptedServer:
     """``script`` decides each answer; by default everything gets 200 {}."""
 
     def __init__(self) -> None:
-        self.requests: List[Request] = []
-        self.script: Optional[Callable[[Request], Reply]] = None
-        self.replies: List[Reply] = []  # consumed first, in order
-        self.me_capabilities: List[str] = ["gzip-ingest"]
+        self.requests: list[Request] = []
+        self.script: Callable[[Request], Reply] | None = None
+        self.replies: list[Reply] = []  # consumed first, in order
+        self.me_capabilities: list[str] = ["gzip-ingest"]
         self.in_flight = 0  # POSTs being answered right now
         self.max_in_flight = 0  # the most at once so far
         self._lock = threading.Lock()
@@ -128,13 +128,13 @@ class ScriptedServer:
             return self.script(request)
         return Reply(200, {})
 
-    def posts(self, path: Optional[str] = None) -> List[Request]:
+    def posts(self, path: str | None = None) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if path is None or r.path == path]
 
-    def delivered_click_ids(self) -> List[str]:
+    def delivered_click_ids(self) -> list[str]:
         """Click ids in every 2xx-answered ingest/buttons request body, in order."""
-        ids: List[str] = []
+        ids: list[str] = []
         for request in self.posts():
             body = request.body or {}
             for block in body.get("conversations", []):

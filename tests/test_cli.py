@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import requests
 
@@ -118,7 +117,7 @@ def test_server_commands_say_which_extra_is_missing() -> None:
 # --- issue 12 items 9-11: exposed without a secret, Host names, slow clients ---------
 
 
-def _run(args: List[str], env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it; a server that starts when it must not hits the timeout."""
     environ = {k: v for k, v in os.environ.items() if k != "AGENTSIGHT_BRIDGE_TOKEN"}
     environ.update(env or {})
@@ -190,7 +189,7 @@ def test_bad_read_timeout_and_allowed_host_name_the_flag(tmp_path: Path) -> None
     _one_line_error(done, "allowed host", "'a b'")
 
 
-def _wait_until_served(url: str, headers: Optional[Dict[str, str]] = None) -> None:
+def _wait_until_served(url: str, headers: dict[str, str] | None = None) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -208,7 +207,7 @@ def _is_cut_off(port: int) -> bool:
         return sock.recv(1024) == b""
 
 
-def _stop(server: subprocess.Popen[str]) -> Tuple[str, str]:
+def _stop(server: subprocess.Popen[str]) -> tuple[str, str]:
     server.send_signal(signal.SIGTERM)
     out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err

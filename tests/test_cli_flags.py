@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import pytest
 
@@ -28,7 +27,7 @@ SUBCOMMANDS = ("quickstart", "serve", "bridge", "demo")
 _SCRUBBED = ("AGENTSIGHT_", "OTEL_EXPORTER_AGENTSIGHT_")
 
 
-def _environ(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def _environ(extra: dict[str, str] | None = None) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
     environ["COLUMNS"] = "100"  # help wraps the same everywhere
     environ.update(extra or {})
@@ -36,7 +35,7 @@ def _environ(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
 
 
 def _run(
-    argv: List[str], env: Optional[Dict[str, str]] = None, command: Optional[List[str]] = None
+    argv: list[str], env: dict[str, str] | None = None, command: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*(command or [CLI]), *argv],
@@ -116,10 +115,10 @@ def test_python_dash_m_runs_the_same_command() -> None:
 # --- help ------------------------------------------------------------------------
 
 
-def _option_entries(help_text: str) -> Dict[str, str]:
+def _option_entries(help_text: str) -> dict[str, str]:
     """Each option's entry in ``--help`` output (its first flag -> all its text)."""
     body = help_text.split("\noptions:\n", 1)[1]
-    entries: Dict[str, str] = {}
+    entries: dict[str, str] = {}
     current = ""
     for line in body.splitlines():
         match = re.match(r"  (-[-\w]+)", line)
@@ -147,7 +146,7 @@ def test_every_subcommand_has_a_one_line_description() -> None:
 
 
 @pytest.mark.parametrize("argv", [[], *([name] for name in SUBCOMMANDS)])
-def test_every_flag_states_its_default(argv: List[str]) -> None:
+def test_every_flag_states_its_default(argv: list[str]) -> None:
     done = _run([*argv, "--help"])
     assert done.returncode == 0, done.stderr
     assert "see README" not in done.stdout
@@ -162,7 +161,7 @@ def test_every_flag_states_its_default(argv: List[str]) -> None:
 # --- errors from the exporter's settings name the flag, once ----------------------------
 
 
-def _bridge(*argv: str) -> List[str]:
+def _bridge(*argv: str) -> list[str]:
     return ["bridge", "--port", "0", "--no-spool", *argv]
 
 

@@ -8,8 +8,9 @@ this holds it to that with a source that is neither spans nor records.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any
 
 import pytest
 
@@ -25,10 +26,10 @@ from scripted_server import ScriptedServer
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 
 
-def _read_log_like(items: Sequence[QueueItem]) -> Tuple[List[ClickRecord], List[str]]:
+def _read_log_like(items: Sequence[QueueItem]) -> tuple[list[ClickRecord], list[str]]:
     """A stand-in source: each item is a (body attributes, timestamp) pair."""
-    records: List[ClickRecord] = []
-    rejected: List[str] = []
+    records: list[ClickRecord] = []
+    rejected: list[str] = []
     for (attributes, timestamp), _, _ in items:
         try:
             records.append(record_from_event(attributes, timestamp, "1" * 32, "2" * 16, {}))
@@ -56,7 +57,7 @@ def test_another_source_is_delivered_and_counted_like_spans(
         endpoint=agentsight_server.url,
         spool_path=str(tmp_path / "spool.db") if spooled else None,
     )
-    spool: Optional[Spool] = open_spool(settings) if spooled else None
+    spool: Spool | None = open_spool(settings) if spooled else None
     delivery = Delivery(
         settings, spool, _read_log_like, RateLimitedLogger(logging.getLogger("test"))
     )

@@ -9,8 +9,8 @@ header can carry it, and never appears in an error or a log line.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -24,7 +24,7 @@ from scripted_server import ScriptedServer
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 
 
-def _fragments(secret: str, size: int = 4) -> List[str]:
+def _fragments(secret: str, size: int = 4) -> list[str]:
     """Every piece of ``secret`` long enough to identify it."""
     visible = secret.strip()
     return [visible[i : i + size] for i in range(len(visible) - size + 1)]

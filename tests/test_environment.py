@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Optional
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -30,7 +30,7 @@ def _click_through(exporter: AgentSightSpanExporter, conversation: str) -> None:
     assert exporter.force_flush(10_000)
 
 
-def _environment_warnings(caplog: pytest.LogCaptureFixture) -> List[str]:
+def _environment_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "environment" in r.getMessage()]
 
 
@@ -85,7 +85,7 @@ def test_environment_settings_are_normalised() -> None:
 class _AgentWithEnvironments(ScriptedServer):
     """A scripted AgentSight whose ``/api/me/`` lists ``environments`` and counts probes."""
 
-    def __init__(self, environments: List[object]) -> None:
+    def __init__(self, environments: list[object]) -> None:
         super().__init__()
         self.environments = environments
         self.probes = 0
@@ -104,8 +104,8 @@ def agent() -> Iterator[_AgentWithEnvironments]:
     server.close()
 
 
-def _sent_environments(server: ScriptedServer) -> List[Optional[str]]:
-    sent: List[Optional[str]] = []
+def _sent_environments(server: ScriptedServer) -> list[str | None]:
+    sent: list[str | None] = []
     for request in server.posts("/api/ingest/"):
         for block in request.body["conversations"]:
             sent.append(block.get("environment"))

@@ -21,8 +21,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List
 
 import pytest
 
@@ -60,7 +60,7 @@ def _instrument() -> str:
 
 
 def _run_app(
-    tmp_path: Path, endpoint: str, clicks: int, extra: Dict[str, str]
+    tmp_path: Path, endpoint: str, clicks: int, extra: dict[str, str]
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     app = tmp_path / "app.py"
     app.write_text(APP)
@@ -99,7 +99,7 @@ def silent_server() -> Iterator[str]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    held: List[socket.socket] = []
+    held: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
@@ -120,12 +120,12 @@ def silent_server() -> Iterator[str]:
     thread.join(5)
 
 
-def _spooled_click_ids(path: Path) -> List[str]:
+def _spooled_click_ids(path: Path) -> list[str]:
     with sqlite3.connect(path) as conn:
         return [row[0] for row in conn.execute("SELECT click_id FROM clicks ORDER BY seq")]
 
 
-def _click_ids(done: subprocess.CompletedProcess[str]) -> List[str]:
+def _click_ids(done: subprocess.CompletedProcess[str]) -> list[str]:
     return done.stdout.split("clicks:", 1)[1].split()
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -355,8 +356,8 @@ def _records(first: int, n: int) -> list[ClickRecord]:
             "conv-1",
             {},
             1_700_000_000_000_000_000,
-            "%032x" % 1,
-            "%016x" % 1,
+            f"{1:032x}",
+            f"{1:016x}",
             {},
         )
         for i in range(n)

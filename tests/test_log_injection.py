@@ -8,7 +8,7 @@ log line and an escape sequence rewrites the terminal.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -43,7 +43,7 @@ def _rejected_with(server: ScriptedServer, body: Any, caplog: pytest.LogCaptureF
 def test_a_conversation_id_echoed_in_a_400_cannot_forge_a_log_line(
     agentsight_server: ScriptedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    body: Dict[str, Any] = {
+    body: dict[str, Any] = {
         "detail": "Invalid ingest payload." + FORGED,
         "conversations": [
             {
@@ -78,7 +78,7 @@ def test_any_400_body_is_escaped_bounded_and_scrubbed(
 def test_many_named_conversations_stay_one_bounded_line(
     agentsight_server: ScriptedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    blocks: List[Dict[str, Any]] = [
+    blocks: list[dict[str, Any]] = [
         {"index": 0, "conversation_id": "c" * 10_000 + FORGED, "errors": {"f": ["m" * 10_000]}}
     ] * 50
     line = _rejected_with(agentsight_server, {"detail": "bad", "conversations": blocks}, caplog)

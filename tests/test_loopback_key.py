@@ -15,8 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import pytest
 import requests
@@ -92,7 +92,7 @@ def test_the_default_endpoint_requires_a_key() -> None:
         exporter.shutdown()
 
 
-def _send(exporter: AgentSightSpanExporter, n: int) -> List[str]:
+def _send(exporter: AgentSightSpanExporter, n: int) -> list[str]:
     provider = TracerProvider()
     provider.add_span_processor(ClickSpanProcessor(exporter))
     tracker = Tracker("conv-no-key", tracer_provider=provider)

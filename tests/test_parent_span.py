@@ -47,8 +47,8 @@ def test_sent_records_have_a_null_parent_and_the_app_span_as_an_attribute(
     [span] = block["spans"]
     context = turn.get_span_context()
     assert span["parent_span_id"] is None
-    assert span["attributes"][INGEST_PARENT_SPAN_ID] == "%016x" % context.span_id
-    assert span["trace_id"] == "%032x" % context.trace_id
+    assert span["attributes"][INGEST_PARENT_SPAN_ID] == f"{context.span_id:016x}"
+    assert span["trace_id"] == f"{context.trace_id:032x}"
 
 
 def test_both_encoders_agree(tmp_path: Path) -> None:
@@ -80,5 +80,5 @@ def test_the_receiver_still_links_each_click_to_the_span_that_carried_it(tmp_pat
             exporter.shutdown()
         [click] = list(receiver.store.iter_clicks())
     context = turn.get_span_context()
-    assert click.span_id == "%016x" % context.span_id
-    assert click.trace_id == "%032x" % context.trace_id
+    assert click.span_id == f"{context.span_id:016x}"
+    assert click.trace_id == f"{context.trace_id:032x}"

@@ -17,7 +17,7 @@ import sys
 import textwrap
 import typing
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 import mypy.api
 import pytest
@@ -64,8 +64,8 @@ from agentsight_otel import confgure  # error: Module "agentsight_otel" has no a
 """
 
 
-def _expectations(snippet: str) -> Dict[int, List[str]]:
-    found: Dict[int, List[str]] = {}
+def _expectations(snippet: str) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
     for number, line in enumerate(snippet.splitlines(), start=1):
         marker = re.search(r"# (error|reveal): (.*)$", line)
         if marker:
@@ -80,7 +80,7 @@ def _plain(message: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> Dict[int, List[str]]:
+def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[int, list[str]]:
     """One strict mypy run over SNIPPET: its messages by line number."""
     directory = tmp_path_factory.mktemp("typing")
     source = directory / "uses_public_api.py"
@@ -99,7 +99,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> Dict[int, List[str]
         ]
     )
     assert not stderr, stderr
-    messages: Dict[int, List[str]] = {}
+    messages: dict[int, list[str]] = {}
     for line in stdout.splitlines():
         match = re.match(rf"{re.escape(str(source))}:(\d+): (\w+): (.*)$", line)
         assert match, f"unexpected mypy output: {line}"
@@ -108,7 +108,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> Dict[int, List[str]
 
 
 def test_a_misspelt_configure_argument_is_a_type_error(
-    mypy_output: Dict[int, List[str]],
+    mypy_output: dict[int, list[str]],
 ) -> None:
     expected = _expectations(SNIPPET)
     for number, (kind, text) in expected.items():
@@ -168,7 +168,7 @@ def test_a_misspelt_configure_argument_is_refused_at_run_time_too() -> None:
     )
     assert first is not None
     try:
-        typo: Dict[str, Any] = {"api_kye": "secret-value", "bad\nname": 1}
+        typo: dict[str, Any] = {"api_kye": "secret-value", "bad\nname": 1}
         with pytest.raises(TypeError, match="api_kye") as refused:
             configure(tracer_provider=provider, **typo)
         assert "secret-value" not in str(refused.value)
@@ -282,7 +282,7 @@ def _doc(obj: Any) -> str:
     ],
     ids=lambda v: getattr(v, "__name__", "words"),
 )
-def test_help_documents_parameters_returns_and_errors(obj: Any, words: List[str]) -> None:
+def test_help_documents_parameters_returns_and_errors(obj: Any, words: list[str]) -> None:
     text = _doc(obj)
     missing = [word for word in words if word not in text]
     assert missing == [], f"help({obj.__name__}) does not mention {missing}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import socket
 import weakref
-from typing import Iterator, List
+from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -77,7 +77,7 @@ def test_a_queued_click_does_not_keep_its_span_alive(unreachable: str) -> None:
         max_concurrent_requests=1,
         retry_deadline=60,
     )
-    ended: List[weakref.ref[ReadableSpan]] = []
+    ended: list[weakref.ref[ReadableSpan]] = []
 
     class Watch(SpanProcessor):
         """Remembers (weakly) the finished spans the SDK hands the processors."""

@@ -4,7 +4,8 @@ leaves nothing behind in the name caches."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -63,7 +64,7 @@ class Unnamed(metaclass=UnnamedMeta):
     pass
 
 
-GOOD: Dict[str, Any] = {
+GOOD: dict[str, Any] = {
     "button_event": "evt",
     "label": "Label",
     "value": "val",
@@ -100,7 +101,7 @@ def _assert_bounded(error: InvalidButtonError) -> None:
     ("metadata", "field"), [case[1:] for case in BAD_METADATA], ids=[c[0] for c in BAD_METADATA]
 )
 def test_refused_metadata_raises_a_bounded_invalid_button_error(
-    spans: InMemorySpanExporter, metadata: Dict[Any, Any], field: Any
+    spans: InMemorySpanExporter, metadata: dict[Any, Any], field: Any
 ) -> None:
     with pytest.raises(InvalidButtonError) as caught:
         track_button(**GOOD, metadata=metadata)
@@ -184,7 +185,7 @@ def test_length_limit_refusal_naming_a_long_key_is_bounded(
 # --- caches ------------------------------------------------------------------
 
 
-def _cached() -> Dict[str, int]:
+def _cached() -> dict[str, int]:
     return metadata_module.cache_sizes()
 
 

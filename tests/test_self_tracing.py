@@ -9,8 +9,9 @@ SDK's own span processors do around ``export()``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.requests import RequestsInstrumentor

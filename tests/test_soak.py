@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
 
 import pytest
 
@@ -27,10 +26,10 @@ _HEADING = re.compile(r"^### (\S+): ")
 _ROW = re.compile(r"^\| (.+?) +\| (.*) \|$")
 
 
-def parse_tables(output: str) -> Dict[str, Dict[str, str]]:
+def parse_tables(output: str) -> dict[str, dict[str, str]]:
     """``{path: {metric: value}}`` from the soak's printed tables."""
-    tables: Dict[str, Dict[str, str]] = {}
-    current: Dict[str, str] = {}
+    tables: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
     for line in output.splitlines():
         heading = _HEADING.match(line)
         if heading:

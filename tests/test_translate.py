@@ -54,8 +54,8 @@ def test_records_carry_click_trace_and_metadata() -> None:
     assert record.conversation_id == "conv-a"
     assert (record.button_event, record.label, record.value) == ("evt", "Label", "val")
     assert record.metadata == meta
-    assert record.trace_id == "%032x" % turn.get_span_context().trace_id
-    assert record.span_id == "%016x" % turn.get_span_context().span_id
+    assert record.trace_id == f"{turn.get_span_context().trace_id:032x}"
+    assert record.span_id == f"{turn.get_span_context().span_id:016x}"
     assert record.timestamp == returned["timestamp"]
     assert record.resource["service.name"] == "agent-under-test"
     assert record_from_json(record_to_json(record)) == record

@@ -21,7 +21,8 @@ import html
 import json
 import os
 import uuid
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import uvicorn
 from opentelemetry import trace
@@ -38,7 +39,7 @@ from agentsight_otel import InvalidButtonError, MissingConversationIdError, Trac
 
 # (button_event, [(label, value, metadata), ...]): buttons shown together share
 # one button_event; only the one the user clicks is tracked.
-Buttons = Tuple[str, List[Tuple[str, str, Optional[Dict[str, Any]]]]]
+Buttons = tuple[str, list[tuple[str, str, Optional[dict[str, Any]]]]]
 
 CONTACT: Buttons = (
     "contact_human_agent",
@@ -60,7 +61,7 @@ PRODUCTS: Buttons = (
     ],
 )
 
-TRANSCRIPT: List[Tuple[str, str, Optional[Buttons]]] = [
+TRANSCRIPT: list[tuple[str, str, Buttons | None]] = [
     ("user", "My invoice is wrong and I would like to talk to a person.", None),
     ("agent", "Sorry about that! I can hand this over to our support team:", CONTACT),
     ("user", "While I am here: do you have headphones?", None),
@@ -136,7 +137,7 @@ def render_page(conversation_id: str) -> str:
     )
 
 
-def create_app(tracer_provider: Optional[trace.TracerProvider] = None) -> Starlette:
+def create_app(tracer_provider: trace.TracerProvider | None = None) -> Starlette:
     """The chat app, its requests traced with ``tracer_provider`` (default: the global one)."""
     # The tracker only needs the provider for a click that cannot go on the
     # request span (e.g. sampled out): it then gets a short span of its own.
@@ -176,7 +177,7 @@ def create_app(tracer_provider: Optional[trace.TracerProvider] = None) -> Starle
     return app
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A chat page whose button clicks are tracked.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

@@ -30,8 +30,8 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -45,12 +45,12 @@ OTLP_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_
 FLUSH_MILLIS = 5_000
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Record one click and deliver it to AgentSight.")
     parser.add_argument("--spool", default=None, metavar="PATH", help="SQLite spool file")
     args = parser.parse_args(argv)
 
-    own_spool_dir: Optional[str] = None
+    own_spool_dir: str | None = None
     spool = args.spool or os.environ.get(SPOOL_ENV)
     if not spool:
         # Per run, private (mkdtemp makes it 0700): never a fixed name in the

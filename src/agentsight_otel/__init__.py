@@ -14,7 +14,7 @@ not pay for importing it.
 """
 
 import importlib
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING, Any
 
 from agentsight_otel.api_types import ExporterOptions, TrackedClick
 from agentsight_otel.errors import (
@@ -64,5 +64,5 @@ if not TYPE_CHECKING:  # a type checker sees the imports above, and no catch-all
         return value
 
 
-def __dir__() -> List[str]:
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

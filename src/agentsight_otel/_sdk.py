@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import copy
 from collections import deque
+from collections.abc import Mapping, Sequence
 from contextvars import Token
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
@@ -25,7 +26,7 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 
-def span_room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
+def span_room_and_limits(span: Any) -> tuple[bool, SpanLimits | None]:
     """Whether a recording span has room for one more click, and its limits.
 
     The SDK evicts a span's *oldest* events once it holds ``max_events``, so
@@ -45,7 +46,7 @@ def span_room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
     return (limit is None or held < limit - limit // 4), limits
 
 
-def public_span_room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
+def public_span_room_and_limits(span: Any) -> tuple[bool, SpanLimits | None]:
     """:func:`span_room_and_limits` through public attributes only: a copy of
     the events, and the limits the environment sets (``OTEL_SPAN_EVENT_COUNT_LIMIT``
     and friends), which are the span's own unless its provider was given
@@ -59,13 +60,13 @@ def public_span_room_and_limits(span: Any) -> Tuple[bool, Optional[SpanLimits]]:
     return (limit is None or held < limit - limit // 4), limits
 
 
-def tracer_span_limits(tracer: Any) -> Optional[SpanLimits]:
+def tracer_span_limits(tracer: Any) -> SpanLimits | None:
     """The limits an SDK tracer gives the spans it starts, or None."""
     limits = getattr(tracer, "_span_limits", None)
     return limits if isinstance(limits, SpanLimits) else None
 
 
-def always_recording_tracer(tracer: SdkTracer, previous: Optional[SdkTracer]) -> SdkTracer:
+def always_recording_tracer(tracer: SdkTracer, previous: SdkTracer | None) -> SdkTracer:
     """``tracer`` with its sampler replaced by ``ALWAYS_ON``; ``previous``
     again when it is still an exact such copy.
 
@@ -135,7 +136,7 @@ def event_attributes(event: Any) -> Mapping[str, Any]:
     if attributes is None:
         return {}
     inner = getattr(attributes, "_dict", None)
-    return inner if type(inner) is dict else attributes  # type: ignore[no-any-return]
+    return inner if type(inner) is dict else attributes
 
 
 def public_event_attributes(event: Any) -> Mapping[str, Any]:
@@ -165,7 +166,7 @@ def suppress_instrumentation() -> Token[Context]:
 # --- What a provider already has (configure() must not add a second processor) ---
 
 
-def span_processors(provider: Any) -> List[Any]:
+def span_processors(provider: Any) -> list[Any]:
     """The span processors an SDK ``TracerProvider`` holds, in order.
 
     The SDK lists them nowhere public; a provider whose internals are not

@@ -13,7 +13,8 @@ import math
 import os
 import re
 import sys
-from typing import Any, Final, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Final
 
 from agentsight_otel import environment_variables as env
 from agentsight_otel.cli_settings import flag_message
@@ -236,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refused(command: str, reason: object, secrets: Sequence[Optional[str]] = ()) -> int:
+def _refused(command: str, reason: object, secrets: Sequence[str | None] = ()) -> int:
     """One line on stderr, exit 2. ``reason`` may quote a flag's value: escaped, and
     bounded loosely enough to keep our own advice whole."""
     text = printable(scrub(str(reason), secrets), 1000)
@@ -244,7 +245,7 @@ def _refused(command: str, reason: object, secrets: Sequence[Optional[str]] = ()
     return 2
 
 
-def _refuse_exposed_serve(args: argparse.Namespace) -> Optional[int]:
+def _refuse_exposed_serve(args: argparse.Namespace) -> int | None:
     """Exit status if ``serve`` must not start as configured (issue 12 item 11), else None."""
     from agentsight_otel.server.exposure import ExposureError, check_exposure, non_empty_secret
     from agentsight_otel.server.hostguard import HostSyntaxError, normalise_allowed_hosts
@@ -264,7 +265,7 @@ def _refuse_exposed_serve(args: argparse.Namespace) -> Optional[int]:
     return None
 
 
-def _refuse_exposed_bridge(args: argparse.Namespace) -> Optional[int]:
+def _refuse_exposed_bridge(args: argparse.Namespace) -> int | None:
     """Exit status if ``bridge`` must not start as configured, else None; resolves the token."""
     from agentsight_otel.server.exposure import ExposureError, bridge_token, check_exposure
     from agentsight_otel.server.hostguard import HostSyntaxError, normalise_allowed_hosts
@@ -284,7 +285,7 @@ def _refuse_exposed_bridge(args: argparse.Namespace) -> Optional[int]:
     return None
 
 
-def _refuse_bad_settings(args: argparse.Namespace) -> Optional[int]:
+def _refuse_bad_settings(args: argparse.Namespace) -> int | None:
     """Exit status if the bridge's exporter settings cannot work, else None.
 
     Checked here, before the exporter exists, so the reason is printed once
@@ -312,7 +313,7 @@ def _log_to_stderr(command: str) -> None:
     library.propagate = False
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "quickstart":
         from agentsight_otel._quickstart import run_quickstart

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from typing import Dict, Final, Optional, Tuple
+from typing import Final
 
 from agentsight_otel import environment_variables as env
 
 #: For each setting a ConfigurationError names: the bridge's flag for it (if
 #: any), and the environment variables it is otherwise read from, in
 #: resolve_settings' order. The one table mapping arguments to flags.
-_SETTINGS: Final[Dict[str, Tuple[Optional[str], Tuple[str, ...]]]] = {
+_SETTINGS: Final[dict[str, tuple[str | None, tuple[str, ...]]]] = {
     "api_key": ("--api-key", (env.OTEL_EXPORTER_AGENTSIGHT_API_KEY, env.AGENTSIGHT_API_KEY)),
     "endpoint": (
         "--endpoint",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from agentsight_otel import environment_variables as env
 from agentsight_otel.endpoint import EndpointError, connect_host, is_loopback
@@ -67,11 +68,11 @@ class Secret:
 @dataclass(frozen=True)
 class ExporterSettings:
     #: None only for a loopback endpoint: then no ``Authorization`` is sent.
-    api_key: Optional[Secret] = field(repr=False)
+    api_key: Secret | None = field(repr=False)
     endpoint: str
-    environment: Optional[str]
+    environment: str | None
     api: str
-    spool_path: Optional[str]
+    spool_path: str | None
     spool_max_clicks: int
     drop_policy: str
     timeout: float
@@ -133,21 +134,21 @@ def _flag(name: str, raw: Any) -> bool:
 
 def resolve_settings(
     *,
-    api_key: Optional[str] = None,
-    endpoint: Optional[str] = None,
-    environment: Optional[str] = None,
-    api: Optional[str] = None,
-    spool_path: Optional[str] = None,
-    spool_max_clicks: Optional[int] = None,
-    drop_policy: Optional[str] = None,
-    timeout: Optional[float] = None,
-    retry_deadline: Optional[float] = None,
-    max_queue_size: Optional[int] = None,
-    max_queue_bytes: Optional[int] = None,
-    max_batch_size: Optional[int] = None,
-    max_concurrent_requests: Optional[int] = None,
-    insecure: Optional[bool] = None,
-    environ: Optional[Mapping[str, str]] = None,
+    api_key: str | None = None,
+    endpoint: str | None = None,
+    environment: str | None = None,
+    api: str | None = None,
+    spool_path: str | None = None,
+    spool_max_clicks: int | None = None,
+    drop_policy: str | None = None,
+    timeout: float | None = None,
+    retry_deadline: float | None = None,
+    max_queue_size: int | None = None,
+    max_queue_bytes: int | None = None,
+    max_batch_size: int | None = None,
+    max_concurrent_requests: int | None = None,
+    insecure: bool | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ExporterSettings:
     """Settings from arguments, then OTEL_EXPORTER_AGENTSIGHT_*, then AGENTSIGHT_*.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import requests
 from opentelemetry.sdk.resources import Resource
@@ -25,7 +25,7 @@ from agentsight_otel.server.receiver import running_receiver
 from agentsight_otel.wiring import ClickSpanProcessor
 
 #: (conversation id, calls) -- the reference page's examples, as written there.
-EXAMPLES: List[tuple[str, List[Dict[str, Any]]]] = [
+EXAMPLES: list[tuple[str, list[dict[str, Any]]]] = [
     (
         "demo-shop-1",
         [
@@ -75,7 +75,7 @@ EXAMPLES: List[tuple[str, List[Dict[str, Any]]]] = [
 ]
 
 
-def run_demo(db_path: Optional[str] = None) -> int:
+def run_demo(db_path: str | None = None) -> int:
     if db_path is None:
         db_path = os.path.join(tempfile.mkdtemp(prefix="agentsight-otel-demo-"), "demo.sqlite3")
     key = "demo_" + secrets.token_hex(8)
@@ -85,7 +85,7 @@ def run_demo(db_path: Optional[str] = None) -> int:
         provider.add_span_processor(ClickSpanProcessor(exporter))
         tracer = provider.get_tracer("agentsight_otel.demo")
 
-        sent: Dict[str, TrackedClick] = {}
+        sent: dict[str, TrackedClick] = {}
         for conversation_id, calls in EXAMPLES:
             tracker = Tracker(conversation_id=conversation_id, tracer_provider=provider)
             with tracer.start_as_current_span("agent.turn"):

@@ -14,7 +14,6 @@ is decided from the text alone (``localhost``, ``localhost.``, ``127.0.0.0/8``,
 from __future__ import annotations
 
 import ipaddress
-from typing import Optional
 from urllib.parse import urlsplit
 
 from urllib3.exceptions import LocationParseError
@@ -62,7 +61,7 @@ def connect_host(endpoint: str, setting: str = "endpoint") -> str:
     try:
         parsed = parse_url(endpoint)
         split = urlsplit(endpoint)
-        split_host: Optional[str] = split.hostname
+        split_host: str | None = split.hostname
     except (LocationParseError, ValueError):
         raise EndpointError(
             f"{setting} must be an http(s) URL such as https://api.agentsight.io"

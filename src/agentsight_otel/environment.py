@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, FrozenSet, Iterable, Optional, Set
+from collections.abc import Iterable
+from typing import Any
 
 from agentsight_otel.logsafe import printable
 
@@ -24,12 +25,12 @@ logger = logging.getLogger("agentsight_otel")
 PRODUCTION = "production"
 DEVELOPMENT = "development"
 #: Every agent has these two, so they are sent without asking.
-BUILT_IN: FrozenSet[str] = frozenset({PRODUCTION, DEVELOPMENT})
+BUILT_IN: frozenset[str] = frozenset({PRODUCTION, DEVELOPMENT})
 #: Shorthand AgentSight understands on queries but never stores.
 ALIASES = {"prod": PRODUCTION, "dev": DEVELOPMENT}
 
 
-def normalize(value: Optional[str]) -> Optional[str]:
+def normalize(value: str | None) -> str | None:
     """The slug AgentSight would store for ``value``; None for blank or absent."""
     if value is None:
         return None
@@ -39,7 +40,7 @@ def normalize(value: Optional[str]) -> Optional[str]:
     return ALIASES.get(slug, slug)
 
 
-def slugs_from_me(body: Any) -> Set[str]:
+def slugs_from_me(body: Any) -> set[str]:
     """The environment slugs a ``GET /api/me/`` answer lists.
 
     The route sends ``[{"slug": ...}, ...]``; bare strings are read too.
@@ -48,7 +49,7 @@ def slugs_from_me(body: Any) -> Set[str]:
     rows = body.get("environments") if isinstance(body, dict) else None
     if not isinstance(rows, list):
         return set()
-    found: Set[str] = set()
+    found: set[str] = set()
     for row in rows:
         slug = row.get("slug") if isinstance(row, dict) else row
         if isinstance(slug, str) and slug.strip():
@@ -63,9 +64,9 @@ class Environments:
     encodes ingest bodies. The confirmed set only grows.
     """
 
-    def __init__(self, slug: Optional[str]) -> None:
+    def __init__(self, slug: str | None) -> None:
         self._slug = normalize(slug)
-        self._confirmed: Set[str] = set(BUILT_IN)
+        self._confirmed: set[str] = set(BUILT_IN)
         self._warned = False
         self._lock = threading.Lock()
 
@@ -79,7 +80,7 @@ class Environments:
         with self._lock:
             self._confirmed.update(slugs)
 
-    def resolve(self) -> Optional[str]:
+    def resolve(self) -> str | None:
         """The slug to send: the configured one if confirmed, else None (warned once)."""
         with self._lock:
             if self._slug is None or self._slug in self._confirmed:

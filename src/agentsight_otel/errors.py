@@ -54,11 +54,11 @@ def shown(value: object) -> str:
     """``value``'s repr for an error message: bounded, one line, and never
     raising, whatever its ``__repr__`` does."""
     if type(value) is int and value.bit_length() > 64:
-        return "<int of %d bits>" % value.bit_length()  # str() of it may raise
+        return f"<int of {value.bit_length()} bits>"  # str() of it may raise
     try:
         text = _repr.repr(value)
     except Exception:
-        return "<%s whose repr raised>" % type_name(value)
+        return f"<{type_name(value)} whose repr raised>"
     return bounded(text, MAX_SHOWN_CHARS) if type(text) is str else "<unprintable>"
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -110,30 +111,30 @@ class AgentSightSpanExporter(SpanExporter):
 
     def __init__(
         self,
-        api_key: Optional[str] = None,
-        endpoint: Optional[str] = None,
-        environment: Optional[str] = None,
-        api: Optional[str] = None,
-        spool_path: Optional[str] = None,
+        api_key: str | None = None,
+        endpoint: str | None = None,
+        environment: str | None = None,
+        api: str | None = None,
+        spool_path: str | None = None,
         *,
-        timeout: Optional[float] = None,
-        retry_deadline: Optional[float] = None,
-        max_queue_size: Optional[int] = None,
-        max_queue_bytes: Optional[int] = None,
-        max_batch_size: Optional[int] = None,
-        max_concurrent_requests: Optional[int] = None,
-        spool_max_clicks: Optional[int] = None,
-        drop_policy: Optional[str] = None,
-        insecure: Optional[bool] = None,
+        timeout: float | None = None,
+        retry_deadline: float | None = None,
+        max_queue_size: int | None = None,
+        max_queue_bytes: int | None = None,
+        max_batch_size: int | None = None,
+        max_concurrent_requests: int | None = None,
+        spool_max_clicks: int | None = None,
+        drop_policy: str | None = None,
+        insecure: bool | None = None,
         shutdown_timeout_millis: float = DEFAULT_SHUTDOWN_TIMEOUT_MILLIS,
     ) -> None:
         arguments = dict(locals())
         del arguments["self"], arguments["shutdown_timeout_millis"]
         self._warn = RateLimitedLogger(logger)
         self._shutdown_timeout = shutdown_timeout_millis / 1000.0
-        self.disabled_reason: Optional[str] = None
-        self._settings: Optional[ExporterSettings] = None
-        self._delivery: Optional[Delivery] = None
+        self.disabled_reason: str | None = None
+        self._settings: ExporterSettings | None = None
+        self._delivery: Delivery | None = None
         try:
             self._settings = settings = resolve_settings(**arguments)
             spool = open_spool(settings) if settings.spool_path else None
@@ -166,7 +167,7 @@ class AgentSightSpanExporter(SpanExporter):
             self._warn.error("export-error", "AgentSight export failed: %r", exc)
             return SpanExportResult.FAILURE
 
-    def offer(self, item: Any, clicks: int, nbytes: Optional[int] = None) -> bool:
+    def offer(self, item: Any, clicks: int, nbytes: int | None = None) -> bool:
         """Queue the clicks of a finished span (or a list of ClickRecords).
 
         ``item``: what ``wire.spans.compact(span)`` returned for the span, with
@@ -188,7 +189,7 @@ class AgentSightSpanExporter(SpanExporter):
                 item, clicks, nbytes = found
         return self._delivery.offer(item, clicks, nbytes)
 
-    def accept(self, records: List[ClickRecord]) -> bool:
+    def accept(self, records: list[ClickRecord]) -> bool:
         """Take records for delivery, durably when there is a spool (the OTLP bridge).
 
         With a spool the records are on disk when this returns True, so a
@@ -210,7 +211,7 @@ class AgentSightSpanExporter(SpanExporter):
             return self._delivery is not None
         return self._delivery.flush(timeout_millis / 1000.0)
 
-    def shutdown(self, timeout_millis: Optional[float] = None) -> None:
+    def shutdown(self, timeout_millis: float | None = None) -> None:
         """Flush what is queued within the timeout, then stop. Idempotent.
 
         ``timeout_millis`` can only shorten the exporter's own bound
@@ -233,7 +234,7 @@ class AgentSightSpanExporter(SpanExporter):
                 "; the spool keeps what reached it" if self._delivery.spool else "",
             )
 
-    def statistics(self) -> Dict[str, int]:
+    def statistics(self) -> dict[str, int]:
         """Counters since start: submitted, delivered, rejected, dropped_*, ...;
         and what waits now: queued, queued_bytes, spooled."""
         if self._delivery is None:

@@ -9,7 +9,7 @@ through :func:`printable` (and :func:`scrub` where a secret may be quoted).
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 #: Longest piece of untrusted text one log line carries.
 MAX_LOGGED_CHARS = 200
@@ -20,10 +20,10 @@ _REDACTED = "[REDACTED]"
 def _escape_char(char: str) -> str:
     code = ord(char)
     if code < 0x100:
-        return "\\x%02x" % code
+        return f"\\x{code:02x}"
     if code < 0x10000:
-        return "\\u%04x" % code
-    return "\\U%08x" % code
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def printable(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
@@ -36,7 +36,7 @@ def printable(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
     try:
         text = value if isinstance(value, str) else str(value)
     except Exception:  # a hostile __str__ must not break the log line
-        text = "<unprintable %s>" % type(value).__name__
+        text = f"<unprintable {type(value).__name__}>"
     cut = len(text) > limit
     if cut:
         text = text[:limit]
@@ -45,7 +45,7 @@ def printable(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
     return text + "..." if cut else text
 
 
-def scrub(text: str, secrets: Iterable[Optional[str]]) -> str:
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """``text`` with every occurrence of each secret (and its stripped form) replaced."""
     for secret in secrets:
         if not secret:

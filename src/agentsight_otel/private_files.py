@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Final, List
+from typing import Final
 
 DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
@@ -26,7 +26,7 @@ def make_private_dirs(directory: Path) -> None:
     directory only, and the umask to all of them; each one we create gets an
     explicit ``chmod`` instead.
     """
-    missing: List[Path] = []
+    missing: list[Path] = []
     current = directory
     while not current.exists():
         missing.append(current)

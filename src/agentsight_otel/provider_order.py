@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 from opentelemetry import trace
 
@@ -39,7 +39,7 @@ class _LateProviderWatch(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ours: Optional[weakref.ReferenceType[Any]] = None
+        self._ours: weakref.ReferenceType[Any] | None = None
         self._warned = False
 
     def watch(self, provider: Any) -> None:
@@ -58,7 +58,7 @@ class _LateProviderWatch(logging.Filter):
         return True
 
 
-_watch: Optional[_LateProviderWatch] = None
+_watch: _LateProviderWatch | None = None
 _lock = threading.Lock()
 
 

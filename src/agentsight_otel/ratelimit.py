@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, Tuple
+from typing import Any
 
 
 class RateLimitedLogger:
@@ -18,7 +18,7 @@ class RateLimitedLogger:
         self._logger = logger
         self._interval = interval
         self._lock = threading.Lock()
-        self._state: Dict[str, Tuple[float, int]] = {}  # key -> (last emitted, suppressed)
+        self._state: dict[str, tuple[float, int]] = {}  # key -> (last emitted, suppressed)
 
     def warning(self, key: str, message: str, *args: Any) -> bool:
         """Log unless ``key`` was logged within the interval; True if logged."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -39,7 +39,7 @@ class ClickSpanProcessor(SpanProcessor):
     def __init__(self, exporter: AgentSightSpanExporter) -> None:
         self.exporter = exporter
 
-    def on_start(self, span: Any, parent_context: Optional[Context] = None) -> None:
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -55,7 +55,7 @@ class ClickSpanProcessor(SpanProcessor):
         return self.exporter.force_flush(timeout_millis)
 
 
-def find_agentsight(provider: Any) -> Optional[Any]:
+def find_agentsight(provider: Any) -> Any | None:
     """The processor on ``provider`` that already delivers clicks, if any."""
     for processor in span_processors(provider):
         if isinstance(processor, ClickSpanProcessor):
@@ -66,10 +66,10 @@ def find_agentsight(provider: Any) -> Optional[Any]:
 
 
 def configure(
-    exporter: Optional[AgentSightSpanExporter] = None,
-    tracer_provider: Optional[TracerProvider] = None,
+    exporter: AgentSightSpanExporter | None = None,
+    tracer_provider: TracerProvider | None = None,
     **exporter_arguments: Unpack[ExporterOptions],
-) -> Optional[ClickSpanProcessor]:
+) -> ClickSpanProcessor | None:
     """Deliver clicks from the global (or given) tracer provider to AgentSight.
 
     Adds a ``ClickSpanProcessor`` to the provider the application already
@@ -129,7 +129,7 @@ def configure(
             f"({', '.join(sorted(exporter_arguments))}); pass one or the other"
         )
     provider: Any = tracer_provider or trace.get_tracer_provider()
-    mine: Optional[TracerProvider] = None
+    mine: TracerProvider | None = None
     if not isinstance(provider, TracerProvider):
         if tracer_provider is not None:
             raise TypeError("configure() needs an OpenTelemetry SDK TracerProvider")

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import pytest
 
@@ -59,7 +59,7 @@ def free_port() -> int:
         return port
 
 
-def clean_env(extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The current environment without the config's variables, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_ENV_VARS}
     env.update(extra or {})
@@ -102,7 +102,7 @@ class RunningCollector:
         """Everything the Collector has logged so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         """SIGTERM, then SIGKILL if it does not exit in time; the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -145,9 +145,7 @@ def run_otelcol(otelcol_binary: Path) -> RunOtelcol:
     added, and returns the completed process (text output, not checked).
     """
 
-    def run(
-        *args: str, env: Optional[Mapping[str, str]] = None
-    ) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(otelcol_binary), *args],
             stdin=subprocess.DEVNULL,
@@ -174,7 +172,7 @@ def start_collector(otelcol_binary: Path, tmp_path: Path) -> Iterator[StartColle
 
     def start(
         config: Path = SHIPPED_CONFIG,
-        env: Optional[Mapping[str, str]] = None,
+        env: Mapping[str, str] | None = None,
         args: tuple[str, ...] = (),
     ) -> RunningCollector:
         grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()

@@ -8,8 +8,9 @@ spans without clicks never reach the bridge.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -43,7 +44,7 @@ class Pipeline:
     """Receiver, exporter and bridge; ``started=False`` reserves the bridge's
     port but leaves it down until :meth:`start_bridge`."""
 
-    def __init__(self, tmp_path: Path, token: Optional[str] = TOKEN, started: bool = True) -> None:
+    def __init__(self, tmp_path: Path, token: str | None = TOKEN, started: bool = True) -> None:
         self.receiver: ReceiverHandle = running_receiver(tmp_path / "r.sqlite3", api_key=KEY)
         self.exporter = AgentSightSpanExporter(
             api_key=KEY, endpoint=self.receiver.url, spool_path=str(tmp_path / "spool.sqlite3")

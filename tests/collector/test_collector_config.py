@@ -27,7 +27,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import grpc
 import pytest
@@ -156,7 +156,7 @@ class CaptureBridge:
     port: int = 0
     requests: list[BridgeRequest] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: Optional[ThreadingHTTPServer] = None
+    _server: ThreadingHTTPServer | None = None
 
     def start(self) -> CaptureBridge:
         bridge = self
@@ -426,7 +426,7 @@ def test_validate_as_shipped_with_env_set(
 
 
 def resolved_config(
-    run_otelcol: Callable[..., Any], config: Path, env: Optional[dict[str, str]] = None
+    run_otelcol: Callable[..., Any], config: Path, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     result = run_otelcol(
         "print-config",

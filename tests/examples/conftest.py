@@ -8,8 +8,9 @@ skipped when Debian's chromium is not installed; Playwright only drives it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any
 
 import pytest
 
@@ -30,12 +31,12 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context()
     opened = context.new_page()
     # Only loopback may be contacted: anything else would be an external asset.
-    outside: List[str] = []
+    outside: list[str] = []
     opened.on(
         "request",
         lambda r: None if r.url.startswith("http://127.0.0.1:") else outside.append(r.url),
     )
-    errors: List[str] = []
+    errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
     yield opened
     context.close()

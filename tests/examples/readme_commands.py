@@ -23,9 +23,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Union
 
 import requests
 
@@ -37,7 +37,7 @@ FENCE = re.compile(r"^```(\w*)\s*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 READY_SECONDS = 30.0
 
 
-def shell_blocks(readme: Path) -> List[str]:
+def shell_blocks(readme: Path) -> list[str]:
     """The text of every fenced ``bash``/``sh``/``shell``/``console`` block."""
     text = readme.read_text(encoding="utf-8")
     return [body for lang, body in FENCE.findall(text) if lang in SHELL_LANGUAGES]
@@ -52,13 +52,13 @@ def section(readme: Path, heading: str) -> str:
     return text[start : end if end >= 0 else len(text)]
 
 
-def shell_commands(readme: Union[Path, str]) -> List[str]:
+def shell_commands(readme: Path | str) -> list[str]:
     """Every command of the README's (or markdown text's) shell blocks, lines joined.
 
     In ``console`` blocks only lines after a ``$ `` prompt are commands (the
     rest is output); a trailing ``&`` and comments are dropped.
     """
-    commands: List[str] = []
+    commands: list[str] = []
     text = readme.read_text(encoding="utf-8") if isinstance(readme, Path) else readme
     for lang, body in FENCE.findall(text):
         if lang not in SHELL_LANGUAGES:
@@ -107,7 +107,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def clean_env(tmp_path: Path, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def clean_env(tmp_path: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a reader's fresh shell would have, plus ``extra``.
 
     Data directories and the temp folder point into ``tmp_path``, so nothing
@@ -206,7 +206,7 @@ def wait_until_serving(server: Background, url: str) -> None:
         time.sleep(0.05)
 
 
-def receiver_buttons(url: str, conversation_id: str, clicks: int) -> List[Dict[str, object]]:
+def receiver_buttons(url: str, conversation_id: str, clicks: int) -> list[dict[str, object]]:
     """The clicks the receiver at ``url`` holds for the conversation, once it has ``clicks``."""
     deadline = time.monotonic() + READY_SECONDS
     while True:
@@ -223,6 +223,6 @@ def receiver_buttons(url: str, conversation_id: str, clicks: int) -> List[Dict[s
         time.sleep(0.05)
 
 
-def words(command: str) -> List[str]:
+def words(command: str) -> list[str]:
     """The command split as the shell would split it (no expansion)."""
     return shlex.split(command, comments=True)

@@ -20,10 +20,11 @@ import importlib.util
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, Iterator, List
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -90,7 +91,7 @@ def chat_app(chat_app_module: ModuleType, receiver: ReceiverHandle) -> Iterator[
 
 def receiver_groups(
     receiver: ReceiverHandle, app: ChatApp, conversation_id: str, clicks: int
-) -> List[Dict[str, Any]]:
+) -> list[dict[str, Any]]:
     """The receiver's button_event groups once it holds ``clicks`` clicks of the conversation.
 
     The server span ends (and reaches the click processor) just after the
@@ -102,7 +103,7 @@ def receiver_groups(
         assert app.exporter.force_flush(5_000)
         response = requests.get(url, timeout=10)
         if response.status_code == 200:
-            groups: List[Dict[str, Any]] = response.json()["button_events"]
+            groups: list[dict[str, Any]] = response.json()["button_events"]
             if sum(len(group["clicks"]) for group in groups) >= clicks:
                 return groups
         else:
@@ -123,21 +124,21 @@ def carrier_of(app: ChatApp, click_id: str) -> ReadableSpan:
         time.sleep(0.05)
 
 
-def assert_on_click_request_span(app: ChatApp, click: Dict[str, Any]) -> ReadableSpan:
+def assert_on_click_request_span(app: ChatApp, click: dict[str, Any]) -> ReadableSpan:
     """The click (as the receiver stored it) sits on the app's ``POST /api/click`` server span."""
     span = carrier_of(app, click["click_id"])
     assert span.kind is SpanKind.SERVER
     assert span.name == "POST /api/click"
     assert (span.attributes or {}).get("http.route") == "/api/click"
     assert span.parent is None  # the browser sent no traceparent: the request starts the trace
-    assert click["trace_id"] == "%032x" % span.context.trace_id
-    assert click["span_id"] == "%016x" % span.context.span_id  # the server span itself
+    assert click["trace_id"] == f"{span.context.trace_id:032x}"
+    assert click["span_id"] == f"{span.context.span_id:016x}"  # the server span itself
     names = [s.name for s in app.spans.get_finished_spans()]
     assert semconv.BUTTON_SPAN_NAME not in names  # no fallback span of its own
     return span
 
 
-def click_in_browser(page: Any, label: str, clicks_so_far: int) -> Dict[str, str]:
+def click_in_browser(page: Any, label: str, clicks_so_far: int) -> dict[str, str]:
     """Click the button called ``label`` and return what the page then shows for it."""
     page.get_by_role("button", name=label, exact=True).click()
     line = page.locator("#log li").nth(clicks_so_far)
@@ -147,7 +148,7 @@ def click_in_browser(page: Any, label: str, clicks_so_far: int) -> Dict[str, str
     return shown.groupdict()
 
 
-def only_click(groups: List[Dict[str, Any]], button_event: str) -> Dict[str, Any]:
+def only_click(groups: list[dict[str, Any]], button_event: str) -> dict[str, Any]:
     (group,) = [g for g in groups if g["button_event"] == button_event]
     (click,) = group["clicks"]
     assert isinstance(click, dict)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List
 
 import pytest
 from readme_commands import (
@@ -49,7 +48,7 @@ def test_step_5_delivers_the_apps_click_with_its_trace_id(
             "AGENTSIGHT_BRIDGE_ENDPOINT": f"http://127.0.0.1:{bridge_port}",
         },
     )
-    servers: List[Background] = []
+    servers: list[Background] = []
     try:
         for name, contains, ready in (
             ("serve", "agentsight-otel serve", f"127.0.0.1:{receiver_port}/api/conversations/"),

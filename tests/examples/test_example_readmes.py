@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from typing import FrozenSet, List, Optional, Tuple
 
 import pytest
 from readme_commands import EXAMPLES, REPO_ROOT, section, shell_commands, words
@@ -18,13 +17,13 @@ from readme_commands import EXAMPLES, REPO_ROOT, section, shell_commands, words
 from agentsight_otel.cli import build_parser
 
 READMES = sorted(EXAMPLES.rglob("README.md"))
-COMMANDS: List[Tuple[Path, str]] = [(r, c) for r in READMES for c in shell_commands(r)]
+COMMANDS: list[tuple[Path, str]] = [(r, c) for r in READMES for c in shell_commands(r)]
 #: Packages an example README may install from the index (never this one).
 FROM_THE_INDEX = {"opentelemetry-distro", "opentelemetry-instrumentation-starlette"}
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
-def tracked_files() -> Optional[FrozenSet[str]]:
+def tracked_files() -> frozenset[str] | None:
     """The files git tracks (what a clean clone has), or None outside a git checkout."""
     try:
         listed = subprocess.run(
@@ -38,13 +37,13 @@ def tracked_files() -> Optional[FrozenSet[str]]:
 TRACKED = tracked_files()
 
 
-def ids(item: Tuple[Path, str]) -> str:
+def ids(item: tuple[Path, str]) -> str:
     return f"{item[0].parent.name}: {item[1][:60]}"
 
 
-def simple_commands(command: str) -> List[List[str]]:
+def simple_commands(command: str) -> list[list[str]]:
     """``command`` split at ``&&``/``;``/``|``, each without leading VAR=value words."""
-    parts: List[List[str]] = [[]]
+    parts: list[list[str]] = [[]]
     for word in words(command):
         if word in ("&&", ";", "|", "||"):
             parts.append([])
@@ -82,7 +81,7 @@ def test_readme_is_no_draft_and_names_tests_that_exist(readme: Path) -> None:
 
 
 @pytest.mark.parametrize("item", COMMANDS, ids=ids)
-def test_pip_installs_this_package_from_the_checkout(item: Tuple[Path, str]) -> None:
+def test_pip_installs_this_package_from_the_checkout(item: tuple[Path, str]) -> None:
     readme, command = item
     for argv in simple_commands(command):
         if argv[:2] != ["pip", "install"]:
@@ -94,7 +93,7 @@ def test_pip_installs_this_package_from_the_checkout(item: Tuple[Path, str]) -> 
 
 
 @pytest.mark.parametrize("item", COMMANDS, ids=ids)
-def test_agentsight_otel_commands_parse(item: Tuple[Path, str]) -> None:
+def test_agentsight_otel_commands_parse(item: tuple[Path, str]) -> None:
     readme, command = item
     for argv in simple_commands(command):
         if argv[0] == "agentsight-otel":
@@ -105,7 +104,7 @@ def test_agentsight_otel_commands_parse(item: Tuple[Path, str]) -> None:
 
 
 @pytest.mark.parametrize("item", COMMANDS, ids=ids)
-def test_files_a_command_names_exist(item: Tuple[Path, str]) -> None:
+def test_files_a_command_names_exist(item: tuple[Path, str]) -> None:
     readme, command = item
     for argv in simple_commands(command):
         for word in argv:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 from readme_commands import EXAMPLES, clean_env, readme_command, run
 
 README = EXAMPLES / "README.md"
 
 
-def spans_printed(stdout: str) -> List[Dict[str, Any]]:
+def spans_printed(stdout: str) -> list[dict[str, Any]]:
     """The JSON documents the SDK's ConsoleSpanExporter wrote, one per span."""
     decoder = json.JSONDecoder()
-    spans: List[Dict[str, Any]] = []
+    spans: list[dict[str, Any]] = []
     text = stdout.strip()
     while text:
         span, end = decoder.raw_decode(text)

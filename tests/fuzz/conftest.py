@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import requests
@@ -33,7 +34,7 @@ from agentsight_otel.server.receiver import running_receiver
 
 PROFILE_ENV = "AGENTSIGHT_FUZZ_PROFILE"
 
-_COMMON: Dict[str, Any] = {
+_COMMON: dict[str, Any] = {
     "deadline": None,
     "derandomize": False,
     "print_blob": True,
@@ -80,7 +81,7 @@ def sdk() -> Iterator[Sdk]:
 # --- the receiver, one per test module ------------------------------------
 
 
-def _probe_open_bugs(client: FuzzClient) -> Dict[str, bool]:
+def _probe_open_bugs(client: FuzzClient) -> dict[str, bool]:
     """Which receiver bugs of test_regressions.py are still present.
 
     The fuzz tests tolerate exactly these failure modes while they are open
@@ -92,8 +93,8 @@ def _probe_open_bugs(client: FuzzClient) -> Dict[str, bool]:
 
     def button(conversation_id: str, metadata: str) -> bytes:
         return (
-            '{"timestamp":"%s","button_event":"e","label":"l","value":"v",'
-            '"conversation_id":"%s","metadata":%s}' % (stamp, conversation_id, metadata)
+            f'{{"timestamp":"{stamp}","button_event":"e","label":"l","value":"v",'
+            f'"conversation_id":"{conversation_id}","metadata":{metadata}}}'
         ).encode()
 
     def ingest(conversation_id: str, metadata_json: str) -> bytes:

@@ -21,11 +21,11 @@ import os
 import re
 import string
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -217,7 +217,7 @@ hostile_values = st.recursive(hostile_scalars, _containers, max_leaves=30)
 
 
 @st.composite
-def deep_metadata(draw: st.DrawFn) -> Dict[str, Any]:
+def deep_metadata(draw: st.DrawFn) -> dict[str, Any]:
     """A spine of containers around MAX_DEPTH levels, with siblings along it."""
     levels = draw(st.integers(MAX_DEPTH - 3, MAX_DEPTH + 3))
     value: Any = draw(st.one_of(valid_scalars, st.just([]), st.just({})))
@@ -228,14 +228,14 @@ def deep_metadata(draw: st.DrawFn) -> Dict[str, Any]:
             siblings.insert(position, value)
             value = siblings
         else:
-            node: Dict[str, Any] = {draw(safe_keys): item for item in siblings}
+            node: dict[str, Any] = {draw(safe_keys): item for item in siblings}
             node[draw(safe_keys)] = value
             value = node
     return {draw(safe_keys): value}
 
 
 @st.composite
-def many_leaves(draw: st.DrawFn) -> Dict[str, Any]:
+def many_leaves(draw: st.DrawFn) -> dict[str, Any]:
     """Metadata with a number of values right around MAX_LEAVES."""
     n = draw(st.integers(MAX_LEAVES - 6, MAX_LEAVES + 6))
     shape = draw(st.sampled_from(["flat", "nulls", "int-list", "mixed-list", "nested", "escaped"]))
@@ -253,7 +253,7 @@ def many_leaves(draw: st.DrawFn) -> Dict[str, Any]:
 
 
 @st.composite
-def many_chars(draw: st.DrawFn) -> Dict[str, Any]:
+def many_chars(draw: st.DrawFn) -> dict[str, Any]:
     """Metadata with keys and strings right around MAX_CHARS characters."""
     shape = draw(st.sampled_from(["one-string", "long-key", "long-key-list", "split"]))
     delta = draw(st.integers(-4, 4))
@@ -269,10 +269,10 @@ def many_chars(draw: st.DrawFn) -> Dict[str, Any]:
     return {"a": "x" * (half - 2), "b": "y" * (half - 1 + delta)}
 
 
-def _mutable_containers(root: Any) -> List[Tuple[Any, List[Any]]]:
+def _mutable_containers(root: Any) -> list[tuple[Any, list[Any]]]:
     """(container, its ancestors including itself) for every dict/list in ``root``."""
-    found: List[Tuple[Any, List[Any]]] = []
-    stack: List[Tuple[Any, List[Any]]] = [(root, [root])]
+    found: list[tuple[Any, list[Any]]] = []
+    stack: list[tuple[Any, list[Any]]] = [(root, [root])]
     while stack:
         node, chain = stack.pop()
         found.append((node, chain))
@@ -284,7 +284,7 @@ def _mutable_containers(root: Any) -> List[Tuple[Any, List[Any]]]:
 
 
 @st.composite
-def cyclic_metadata(draw: st.DrawFn) -> Dict[str, Any]:
+def cyclic_metadata(draw: st.DrawFn) -> dict[str, Any]:
     """A structure that contains one of its own ancestors."""
     root = draw(st.dictionaries(safe_keys, json_like, min_size=1, max_size=4))
     node, chain = draw(st.sampled_from(_mutable_containers(root)))
@@ -297,7 +297,7 @@ def cyclic_metadata(draw: st.DrawFn) -> Dict[str, Any]:
 
 
 @st.composite
-def shared_metadata(draw: st.DrawFn) -> Dict[str, Any]:
+def shared_metadata(draw: st.DrawFn) -> dict[str, Any]:
     """The same (acyclic) object reachable twice: valid, must not look like a cycle."""
     shared = draw(
         st.one_of(
@@ -329,7 +329,7 @@ def escaped(key: str) -> str:
     return md.escape_key(key)
 
 
-def metadata_problems(metadata: Any) -> Tuple[Set[str], int]:
+def metadata_problems(metadata: Any) -> tuple[set[str], int]:
     """The documented rules ``metadata`` breaks, and the characters as md counts them.
 
     An independent reading of the README ("Refused: metadata that is not a
@@ -340,7 +340,7 @@ def metadata_problems(metadata: Any) -> Tuple[Set[str], int]:
     are counted as documented (each key and string once); the second result
     is the count recording/flatten.py actually applies (the full path per value).
     """
-    problems: Set[str] = set()
+    problems: set[str] = set()
     if metadata is None:
         return problems, 0
     if not isinstance(metadata, Mapping):
@@ -351,7 +351,7 @@ def metadata_problems(metadata: Any) -> Tuple[Set[str], int]:
     chars = 0
     path_chars = 0
 
-    def walk(value: Any, path: str, depth: int, ancestors: Tuple[int, ...]) -> None:
+    def walk(value: Any, path: str, depth: int, ancestors: tuple[int, ...]) -> None:
         nonlocal leaves, chars, path_chars
         kind = type(value)
         if kind in (str, bool, int, float) or value is None:
@@ -434,13 +434,13 @@ def _raises(fn: Callable[[], Any], exception: type) -> bool:
     return False
 
 
-def _click_attributes(**extra: Any) -> Dict[str, Any]:
-    attributes: Dict[str, Any] = {key: "x" for key in CLICK_KEYS}
+def _click_attributes(**extra: Any) -> dict[str, Any]:
+    attributes: dict[str, Any] = {key: "x" for key in CLICK_KEYS}
     attributes.update(extra)
     return attributes
 
 
-def _accepted_by_translator(attributes: Dict[str, Any]) -> bool:
+def _accepted_by_translator(attributes: dict[str, Any]) -> bool:
     try:
         wire_records.record_from_event(attributes, 1, "1" * 32, "2" * 16, {})
     except (wire_records.InvalidClick, ValueError, RecursionError):
@@ -456,7 +456,7 @@ RECURSION_RISK = 300
 DEEP_PATH = PREFIX + "a." * 1500 + "a"
 DEEP_JSON = "[" * 100_000
 
-_PROBES: Dict[str, Callable[[], bool]] = {
+_PROBES: dict[str, Callable[[], bool]] = {
     # metadata.unflatten: a path of 1,500 segments -> RecursionError in _finish.
     "B1-unflatten-deep-path": lambda: _raises(
         lambda: wire_unflatten.unflatten({DEEP_PATH: 1}), RecursionError
@@ -530,7 +530,7 @@ _HEX16 = re.compile(r"[0-9a-f]{16}")
 def json_depth(value: Any) -> int:
     """Nesting depth of a JSON-like value (a scalar is 0, ``[]`` is 1)."""
     deepest = 0
-    stack: List[Tuple[Any, int]] = [(value, 0)]
+    stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, (dict, list, tuple)):
@@ -541,7 +541,7 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def metadata_breaks_click_rules(metadata: Dict[str, Any]) -> bool:
+def metadata_breaks_click_rules(metadata: dict[str, Any]) -> bool:
     """Whether metadata from OTLP breaks a rule track_button enforces (bug B3)."""
     try:
         md.flatten(metadata)
@@ -589,9 +589,9 @@ class Raw(str):
 RAW_NUMBERS = ["1e999", "-1e999", "1" + "0" * 400 + ".0", "1e-999", "-0", "1E+2", "0.0e0"]
 
 
-def _slots(doc: Any) -> List[Tuple[Any, Any]]:
+def _slots(doc: Any) -> list[tuple[Any, Any]]:
     """(container, key-or-index) for every value inside ``doc``."""
-    slots: List[Tuple[Any, Any]] = []
+    slots: list[tuple[Any, Any]] = []
     stack = [doc]
     while stack:
         node = stack.pop()
@@ -620,10 +620,10 @@ MUTATIONS = (
 
 
 @st.composite
-def mutated(draw: st.DrawFn, doc: Any, max_ops: int = 4) -> Tuple[Any, List[str]]:
+def mutated(draw: st.DrawFn, doc: Any, max_ops: int = 4) -> tuple[Any, list[str]]:
     """``doc`` with a few structure-aware mutations; returns (doc, the ops applied)."""
     doc = copy.deepcopy(doc)
-    applied: List[str] = []
+    applied: list[str] = []
     for _ in range(draw(st.integers(0, max_ops))):
         slots = _slots(doc)
         if not slots or draw(st.integers(0, 30)) == 0:
@@ -676,7 +676,7 @@ def dumps(doc: Any, ensure_ascii: bool = True) -> bytes:
     With ``ensure_ascii=False`` lone surrogates are written as raw (invalid)
     UTF-8 bytes, which a receiver must refuse as not UTF-8.
     """
-    raws: Dict[str, str] = {}
+    raws: dict[str, str] = {}
 
     def swap(value: Any) -> Any:
         if isinstance(value, Raw):
@@ -720,8 +720,8 @@ def byte_mutations(draw: st.DrawFn, data: bytes, max_ops: int = 4) -> bytes:
 
 # --- receiver bodies --------------------------------------------------------------
 
-hex32 = st.integers(1, 2**128 - 1).map(lambda n: "%032x" % n)
-hex16 = st.integers(1, 2**64 - 1).map(lambda n: "%016x" % n)
+hex32 = st.integers(1, 2**128 - 1).map(lambda n: f"{n:032x}")
+hex16 = st.integers(1, 2**64 - 1).map(lambda n: f"{n:016x}")
 timestamps = st.one_of(
     st.datetimes(
         min_value=datetime(1971, 1, 1),
@@ -755,7 +755,7 @@ METADATA_STRINGS = [
 
 
 @st.composite
-def button_bodies(draw: st.DrawFn) -> Dict[str, Any]:
+def button_bodies(draw: st.DrawFn) -> dict[str, Any]:
     """A valid ``POST /api/buttons/`` body (the contract's fields)."""
     metadata = draw(small_metadata)
     metadata.pop(semconv.BUTTONS_CORRELATION_KEY, None)
@@ -776,10 +776,10 @@ def button_bodies(draw: st.DrawFn) -> Dict[str, Any]:
 
 
 @st.composite
-def ingest_spans(draw: st.DrawFn, conversation_id: str) -> Dict[str, Any]:
+def ingest_spans(draw: st.DrawFn, conversation_id: str) -> dict[str, Any]:
     stamp = draw(timestamps)
     button = draw(st.integers(0, 3)) > 0
-    attributes: Dict[str, Any] = {semconv.INGEST_SPAN_KIND: "button" if button else "turn"}
+    attributes: dict[str, Any] = {semconv.INGEST_SPAN_KIND: "button" if button else "turn"}
     if draw(st.booleans()):
         attributes[semconv.INGEST_CONVERSATION_ID] = conversation_id
     if button:
@@ -814,12 +814,12 @@ def ingest_spans(draw: st.DrawFn, conversation_id: str) -> Dict[str, Any]:
 
 
 @st.composite
-def ingest_payloads(draw: st.DrawFn) -> Dict[str, Any]:
+def ingest_payloads(draw: st.DrawFn) -> dict[str, Any]:
     """A valid ``POST /api/ingest/`` body (0.1.4 shape)."""
     blocks = []
     for _ in range(draw(st.integers(1, 3))):
         conversation_id = draw(nonblank_text)
-        block: Dict[str, Any] = {
+        block: dict[str, Any] = {
             "conversation_id": conversation_id,
             "spans": [draw(ingest_spans(conversation_id)) for _ in range(draw(st.integers(1, 3)))],
         }
@@ -831,9 +831,9 @@ def ingest_payloads(draw: st.DrawFn) -> Dict[str, Any]:
     return {"sdk": {"name": semconv.SDK_NAME, "version": "0.1.0"}, "conversations": blocks}
 
 
-def conversation_ids(doc: Any) -> List[str]:
+def conversation_ids(doc: Any) -> list[str]:
     """The conversation ids a body could have stored clicks under."""
-    found: List[str] = []
+    found: list[str] = []
     if isinstance(doc, dict):
         if isinstance(doc.get("conversation_id"), str):
             found.append(doc["conversation_id"])
@@ -854,9 +854,9 @@ def body_has_surrogate(doc: Any) -> bool:
     )
 
 
-def _poison_kinds(value: Any) -> Set[str]:
+def _poison_kinds(value: Any) -> set[str]:
     """What in a stored metadata value breaks the read side: "nonfinite", "surrogate"."""
-    kinds: Set[str] = set()
+    kinds: set[str] = set()
     stack = [value]
     while stack:
         item = stack.pop()
@@ -872,7 +872,7 @@ def _poison_kinds(value: Any) -> Set[str]:
     return kinds
 
 
-def poisoned_conversations(body: bytes, open_bugs: Dict[str, bool]) -> Set[str]:
+def poisoned_conversations(body: bytes, open_bugs: dict[str, bool]) -> set[str]:
     """Conversations whose reads an accepted ``body`` breaks through open bugs R2/R3.
 
     Reads the body as Python's json does (lenient: ``1e999`` is inf, lone
@@ -889,7 +889,7 @@ def poisoned_conversations(body: bytes, open_bugs: Dict[str, bool]) -> Set[str]:
         doc = json.loads(body)
     except (ValueError, RecursionError):
         return set()
-    found: Set[str] = set()
+    found: set[str] = set()
     if not isinstance(doc, dict):
         return found
     if (
@@ -925,12 +925,12 @@ class FuzzClient:
         self.url = receiver.url
         self.auth = {"Authorization": f"Api-Key {API_KEY}"}
         #: Receiver bugs still open (see test_regressions.py), probed at start.
-        self.open_bugs: Dict[str, bool] = {}
+        self.open_bugs: dict[str, bool] = {}
         #: Conversations whose reads known bugs R2/R3 break (stored poison values).
-        self.poisoned: Set[str] = set()
+        self.poisoned: set[str] = set()
 
     def post(
-        self, path: str, data: bytes, headers: Dict[str, str], timeout: float = 60
+        self, path: str, data: bytes, headers: dict[str, str], timeout: float = 60
     ) -> requests.Response:
         """POST raw bytes; a dropped connection or a hang fails the test."""
         try:
@@ -941,7 +941,7 @@ class FuzzClient:
             pytest.fail(f"POST {path} ({len(data)} bytes) lost the connection: {exc!r}")
         return self._after(response)
 
-    def get(self, path: str, headers: Optional[Dict[str, str]] = None) -> requests.Response:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> requests.Response:
         try:
             response = self.session.get(f"{self.url}{path}", headers=headers, timeout=30)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -968,5 +968,5 @@ class FuzzClient:
 
         return f"/api/conversations/{quote(conversation_id, safe='')}/buttons/"
 
-    def json_headers(self, **extra: str) -> Dict[str, str]:
+    def json_headers(self, **extra: str) -> dict[str, str]:
         return {**self.auth, "Content-Type": "application/json", **extra}

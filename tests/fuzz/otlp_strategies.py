@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, List, Tuple
+from typing import Any
 
 from fuzz_support import (
     CLICK_KEYS,
@@ -53,14 +53,14 @@ any_values = st.recursive(
 )
 
 
-def _deep_any(depth: int) -> Tuple[Any, ...]:
-    value: Tuple[Any, ...] = ("i", 1)
+def _deep_any(depth: int) -> tuple[Any, ...]:
+    value: tuple[Any, ...] = ("i", 1)
     for level in range(depth):
         value = ("a", [value]) if level % 2 else ("k", [("x", value)])
     return value
 
 
-def fill(target: AnyValue, tree: Tuple[Any, ...]) -> None:
+def fill(target: AnyValue, tree: tuple[Any, ...]) -> None:
     tag = tree[0]
     if tag == "s":
         target.string_value = tree[1]
@@ -84,7 +84,7 @@ def fill(target: AnyValue, tree: Tuple[Any, ...]) -> None:
             fill(kv.value, child)
 
 
-def _string_tree(text: str) -> Tuple[str, str]:
+def _string_tree(text: str) -> tuple[str, str]:
     return ("s", text)
 
 
@@ -136,9 +136,9 @@ _compact_metadata = st.one_of(
 
 
 @st.composite
-def click_attributes(draw: st.DrawFn) -> List[Tuple[str, Tuple[Any, ...]]]:
+def click_attributes(draw: st.DrawFn) -> list[tuple[str, tuple[Any, ...]]]:
     """The attributes of one click event: valid, or broken in a few ways."""
-    attributes: List[Tuple[str, Tuple[Any, ...]]] = [
+    attributes: list[tuple[str, tuple[Any, ...]]] = [
         (key, _string_tree(draw(nonblank_text))) for key in CLICK_KEYS
     ]
     for _ in range(draw(st.integers(0, 4))):

@@ -15,7 +15,7 @@ import contextlib
 import json
 import re
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 import pytest
 from fuzz_support import (
@@ -51,7 +51,7 @@ def hexify(node: Any) -> Any:
     return node
 
 
-def _id_slots(node: Any, found: List[Any]) -> List[Any]:
+def _id_slots(node: Any, found: list[Any]) -> list[Any]:
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _ID_KEYS:
@@ -87,7 +87,7 @@ bad_ids = st.one_of(
 
 
 @st.composite
-def otlp_documents(draw: st.DrawFn) -> Dict[str, Any]:
+def otlp_documents(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.integers(0, 4)) == 0:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
@@ -96,7 +96,7 @@ def otlp_documents(draw: st.DrawFn) -> Dict[str, Any]:
         request = ExportTraceServiceRequest.FromString(SDK_BODY)
     else:
         request = draw(requests_())
-    document: Dict[str, Any] = hexify(
+    document: dict[str, Any] = hexify(
         json_format.MessageToDict(request, preserving_proto_field_name=draw(st.booleans()))
     )
     for node, key in _id_slots(document, []):
@@ -193,7 +193,7 @@ def test_hundred_thousand_levels_raise_malformed_not_recursion(opener: str) -> N
 
 def test_nesting_just_inside_the_bound_does_not_recurse() -> None:
     """MAX_JSON_DEPTH levels of AnyValue nesting parse (or are refused) cleanly."""
-    value: Dict[str, Any] = {"intValue": "1"}
+    value: dict[str, Any] = {"intValue": "1"}
     while json.dumps(value).count("{") + json.dumps(value).count("[") < otlp.MAX_JSON_DEPTH - 6:
         value = {"arrayValue": {"values": [value]}}
     document = {"resourceSpans": [{"resource": {"attributes": [{"key": "k", "value": value}]}}]}

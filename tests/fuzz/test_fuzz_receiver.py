@@ -19,7 +19,7 @@ from __future__ import annotations
 import gzip
 import resource
 import zlib
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any
 
 import pytest
 from fuzz_support import (
@@ -71,7 +71,7 @@ _content_types = st.sampled_from(
 
 
 @st.composite
-def headers(draw: st.DrawFn) -> Tuple[Dict[str, str], bool]:
+def headers(draw: st.DrawFn) -> tuple[dict[str, str], bool]:
     """(headers, whether they are the valid ones). Valid three times in four."""
     valid = {"Authorization": f"Api-Key {API_KEY}", "Content-Type": "application/json"}
     if draw(st.integers(0, 3)) > 0:
@@ -104,7 +104,7 @@ def _bomb(size: int, fill: bytes = b"\0") -> bytes:
     return b"".join(parts)
 
 
-_BOMBS: Dict[str, bytes] = {}
+_BOMBS: dict[str, bytes] = {}
 
 
 def bomb(name: str) -> bytes:
@@ -125,7 +125,7 @@ GZIP_MODES = ("plain", "gzip", "truncated", "trailer", "members", "empty-members
 
 
 @st.composite
-def gzip_stream(draw: st.DrawFn, data: bytes) -> Tuple[Any, str]:
+def gzip_stream(draw: st.DrawFn, data: bytes) -> tuple[Any, str]:
     """(body, mode); for mode "bomb" the body is the name of a :func:`bomb`."""
     mode = draw(st.sampled_from(GZIP_MODES))
     if mode == "plain":
@@ -170,10 +170,10 @@ def exchange(
     client: FuzzClient,
     path: str,
     body: bytes,
-    sent: Dict[str, str],
+    sent: dict[str, str],
     doc: Any,
-    expect: Optional[Set[int]] = None,
-    json_text: Optional[bytes] = None,
+    expect: set[int] | None = None,
+    json_text: bytes | None = None,
 ) -> int:
     """POST ``body`` and check the answer, liveness and the read side.
 
@@ -211,7 +211,7 @@ def exchange(
     base=button_bodies(),
     data=st.data(),
 )
-def test_buttons_bodies(fuzz_client: FuzzClient, base: Dict[str, Any], data: st.DataObject) -> None:
+def test_buttons_bodies(fuzz_client: FuzzClient, base: dict[str, Any], data: st.DataObject) -> None:
     doc, ops = data.draw(mutated(base))
     sent, valid_headers = data.draw(headers())
     ensure_ascii = data.draw(st.booleans())
@@ -232,7 +232,7 @@ def test_buttons_bodies(fuzz_client: FuzzClient, base: Dict[str, Any], data: st.
 
 @fuzz_settings(1.0)
 @given(base=ingest_payloads(), data=st.data())
-def test_ingest_bodies(fuzz_client: FuzzClient, base: Dict[str, Any], data: st.DataObject) -> None:
+def test_ingest_bodies(fuzz_client: FuzzClient, base: dict[str, Any], data: st.DataObject) -> None:
     doc, ops = data.draw(mutated(base))
     sent, valid_headers = data.draw(headers())
     body = dumps(doc, ensure_ascii=data.draw(st.booleans()))

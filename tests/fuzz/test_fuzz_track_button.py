@@ -10,7 +10,7 @@ dicts, JSON types kept apart: 1, 1.0, True and -0.0 stay distinct).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from fuzz_support import (
@@ -60,7 +60,7 @@ def test_track_button_refuses_cleanly_or_round_trips(
     button_event: Any,
     label: Any,
     value: Any,
-    conversation_id: Optional[Any],
+    conversation_id: Any | None,
     inside_span: bool,
 ) -> None:
     provider, exporter = sdk
@@ -75,7 +75,7 @@ def test_track_button_refuses_cleanly_or_round_trips(
         problems.add("conversation_id")
     note(f"expected problems: {sorted(problems)}")
 
-    error: Optional[InvalidButtonError] = None
+    error: InvalidButtonError | None = None
     returned = None
     try:
         if inside_span:

@@ -8,7 +8,7 @@ TypeError into a rejected click. Property: a dict, or one of those two.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+from typing import Any
 
 from fuzz_support import (
     PREFIX,
@@ -99,8 +99,8 @@ compact_json = st.one_of(
 
 
 @st.composite
-def attribute_maps(draw: st.DrawFn) -> Dict[str, Any]:
-    attributes: Dict[str, Any] = {}
+def attribute_maps(draw: st.DrawFn) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
     for _ in range(draw(st.integers(0, 6))):
         attributes[PREFIX + draw(paths)] = draw(attribute_values)
     if draw(st.booleans()):
@@ -115,7 +115,7 @@ def attribute_maps(draw: st.DrawFn) -> Dict[str, Any]:
 
 
 @st.composite
-def perturbed_flattenings(draw: st.DrawFn) -> Dict[str, Any]:
+def perturbed_flattenings(draw: st.DrawFn) -> dict[str, Any]:
     """What flatten wrote for valid metadata, then bent slightly."""
     metadata = draw(st.dictionaries(metadata_keys, json_like, max_size=5))
     attributes = dict(md.flatten(metadata))
@@ -147,7 +147,7 @@ def _nesting(text: Any, openers: str) -> int:
     return sum(text.count(char) for char in openers) if isinstance(text, str) else 0
 
 
-def _deep(attributes: Dict[str, Any]) -> bool:
+def _deep(attributes: dict[str, Any]) -> bool:
     """Inputs of known bugs B1/B2: a very deep path or compact JSON."""
     paths = list(attributes)
     for marker in (semconv.METADATA_NULLS, semconv.METADATA_EMPTY_OBJECTS):
@@ -160,7 +160,7 @@ def _deep(attributes: Dict[str, Any]) -> bool:
     )
 
 
-def _marker_not_str(attributes: Dict[str, Any]) -> bool:
+def _marker_not_str(attributes: dict[str, Any]) -> bool:
     """Input of known bug B6: a marker attribute listing a path that is not a string."""
     if not bug_open("B6-unflatten-marker-not-str"):
         return False
@@ -173,7 +173,7 @@ def _marker_not_str(attributes: Dict[str, Any]) -> bool:
     return False
 
 
-def _check(attributes: Dict[str, Any]) -> None:
+def _check(attributes: dict[str, Any]) -> None:
     try:
         result = wire_unflatten.unflatten(attributes)
     except (ValueError, TypeError) as exc:
@@ -193,11 +193,11 @@ def _check(attributes: Dict[str, Any]) -> None:
 
 @fuzz_settings(3.0)
 @given(attribute_maps())
-def test_unflatten_refuses_with_value_or_type_error(attributes: Dict[str, Any]) -> None:
+def test_unflatten_refuses_with_value_or_type_error(attributes: dict[str, Any]) -> None:
     _check(attributes)
 
 
 @fuzz_settings(2.0)
 @given(perturbed_flattenings())
-def test_unflatten_of_bent_flattenings(attributes: Dict[str, Any]) -> None:
+def test_unflatten_of_bent_flattenings(attributes: dict[str, Any]) -> None:
     _check(attributes)

@@ -15,7 +15,8 @@ import gzip
 import json
 import time
 import tracemalloc
-from typing import Any, Callable, Dict, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Any, Callable, TypeVar
 
 import pytest
 from fuzz_support import FuzzClient, otlp
@@ -37,7 +38,7 @@ DEEP_JSON = "[" * 100_000
 
 
 def click_request(
-    extra: Dict[str, Any], trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8
+    extra: dict[str, Any], trace_id: bytes = b"\x01" * 16, span_id: bytes = b"\x02" * 8
 ) -> ExportTraceServiceRequest:
     """One span carrying one click event with valid click attributes plus ``extra``."""
     request = ExportTraceServiceRequest()
@@ -117,7 +118,7 @@ B3_CASES = {
 
 
 @pytest.mark.parametrize("extra", list(B3_CASES.values()), ids=list(B3_CASES))
-def test_b3_otlp_click_metadata_follows_track_button_rules(extra: Dict[str, Any]) -> None:
+def test_b3_otlp_click_metadata_follows_track_button_rules(extra: dict[str, Any]) -> None:
     with pytest.raises(wire_records.InvalidClick):
         wire_records.record_from_event(
             {**{key: "x" for key in REQUIRED_CLICK_ATTRIBUTES}, **extra},
@@ -369,7 +370,7 @@ def test_r4_gunzip_is_linear_in_members() -> None:
     ],
     ids=["blocks", "spans"],
 )
-def test_r5_validation_errors_are_bounded(body: Dict[str, Any]) -> None:
+def test_r5_validation_errors_are_bounded(body: dict[str, Any]) -> None:
     tracemalloc.start()
     try:
         with pytest.raises(validation.ValidationFailed) as caught:

@@ -25,7 +25,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -80,7 +79,7 @@ def _install(npm: str, target: Path) -> None:
     try:
         for name in PINNED:
             shutil.copyfile(NODE_DIR / name, staging / name)
-        command: List[str] = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
+        command: list[str] = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
         try:
             done = subprocess.run(
                 command,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any
 
 import pytest
 import requests
@@ -37,9 +38,9 @@ class Wire:
     # -- bodies ----------------------------------------------------------
 
     @staticmethod
-    def button_body(**overrides: Any) -> Dict[str, Any]:
+    def button_body(**overrides: Any) -> dict[str, Any]:
         """A valid ``POST /api/buttons/`` body, as agentsight-otel sends it."""
-        body: Dict[str, Any] = {
+        body: dict[str, Any] = {
             "timestamp": "2025-01-02T03:04:05.678901+00:00",
             "button_event": "contact_human_agent",
             "label": "Create ticket",
@@ -58,9 +59,9 @@ class Wire:
         return body
 
     @staticmethod
-    def button_span(**overrides: Any) -> Dict[str, Any]:
+    def button_span(**overrides: Any) -> dict[str, Any]:
         """A valid ``kind: "button"`` span record (0.1.4 shape plus our click id)."""
-        attributes: Dict[str, Any] = {
+        attributes: dict[str, Any] = {
             semconv.INGEST_SPAN_KIND: semconv.INGEST_KIND_BUTTON,
             semconv.INGEST_BUTTON_EVENT: "product_selection",
             semconv.INGEST_BUTTON_LABEL: "Add to Cart",
@@ -69,7 +70,7 @@ class Wire:
             semconv.INGEST_CLICK_ID: uuid.uuid4().hex,
         }
         attributes.update(overrides.pop("attributes", {}))
-        span: Dict[str, Any] = {
+        span: dict[str, Any] = {
             "span_id": uuid.uuid4().hex[:16],
             "trace_id": uuid.uuid4().hex,
             "parent_span_id": uuid.uuid4().hex[:16],
@@ -87,7 +88,7 @@ class Wire:
         return span
 
     @staticmethod
-    def other_span(**overrides: Any) -> Dict[str, Any]:
+    def other_span(**overrides: Any) -> dict[str, Any]:
         """A valid non-click span (a turn), which ingest accepts but does not store."""
         span = Wire.button_span(kind="turn", name="agent.turn", attributes={})
         for key in list(span["attributes"]):
@@ -98,20 +99,20 @@ class Wire:
         return span
 
     @staticmethod
-    def payload(*blocks: Dict[str, Any]) -> Dict[str, Any]:
+    def payload(*blocks: dict[str, Any]) -> dict[str, Any]:
         return {
             "sdk": {"name": semconv.SDK_NAME, "version": "0.1.0"},
             "conversations": list(blocks),
         }
 
     @staticmethod
-    def block(conversation_id: str = "conv-1", *spans: Dict[str, Any]) -> Dict[str, Any]:
+    def block(conversation_id: str = "conv-1", *spans: dict[str, Any]) -> dict[str, Any]:
         return {"conversation_id": conversation_id, "spans": list(spans)}
 
     # -- requests --------------------------------------------------------
 
     def post_buttons(
-        self, body: Any, headers: Optional[Dict[str, str]] = None, **kwargs: Any
+        self, body: Any, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> requests.Response:
         return self.session.post(
             f"{self.url}/api/buttons/",
@@ -126,7 +127,7 @@ class Wire:
         payload: Any,
         *,
         gzipped: bool = True,
-        headers: Optional[Dict[str, str]] = None,
+        headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         data = json.dumps(payload).encode()
@@ -138,7 +139,7 @@ class Wire:
         return self.post_raw("/api/ingest/", data, sent, **kwargs)
 
     def post_raw(
-        self, path: str, data: Any, headers: Dict[str, str], **kwargs: Any
+        self, path: str, data: Any, headers: dict[str, str], **kwargs: Any
     ) -> requests.Response:
         kwargs.setdefault("timeout", 60)
         return self.session.post(f"{self.url}{path}", data=data, headers=headers, **kwargs)
@@ -147,10 +148,10 @@ class Wire:
         kwargs.setdefault("timeout", 30)
         return self.session.get(f"{self.url}{path}", **kwargs)
 
-    def buttons_of(self, conversation_id: str) -> List[Dict[str, Any]]:
+    def buttons_of(self, conversation_id: str) -> list[dict[str, Any]]:
         response = self.get(f"/api/conversations/{conversation_id}/buttons/")
         assert response.status_code == 200, response.text
-        groups: List[Dict[str, Any]] = response.json()["button_events"]
+        groups: list[dict[str, Any]] = response.json()["button_events"]
         return groups
 
     def count(self) -> int:

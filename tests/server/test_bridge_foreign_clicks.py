@@ -74,8 +74,8 @@ def test_click_without_click_id_is_stored_once_when_sent_twice(
     for click_id, click in clicks.items():
         assert len(click_id) == 32 and int(click_id, 16) >= 0
         span = next(s for s in spans if s.events[0].attributes[BUTTON_LABEL] == click["label"])
-        assert click["trace_id"] == "%032x" % span.context.trace_id
-        assert click["span_id"] == "%016x" % span.context.span_id
+        assert click["trace_id"] == f"{span.context.trace_id:032x}"
+        assert click["span_id"] == f"{span.context.span_id:016x}"
 
 
 def test_json_and_protobuf_of_one_click_derive_one_id(

@@ -8,8 +8,9 @@ loopback. ``requests`` lets a test set the Host header while still dialling
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any
 
 import pytest
 import requests
@@ -127,7 +128,7 @@ def test_allowed_hosts_are_served_and_only_they(tmp_path: Path) -> None:
         server.stop()
 
 
-def _machine_address() -> Optional[str]:
+def _machine_address() -> str | None:
     """A non-loopback address of this machine, if it has one (no packet is sent)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
@@ -212,7 +213,7 @@ def test_the_shared_fixture_receiver_still_serves_its_own_url(tmp_path: Path) ->
         ("evil.example@127.0.0.1", None),
     ],
 )
-def test_host_name_parsing(value: str, expected: Optional[str]) -> None:
+def test_host_name_parsing(value: str, expected: str | None) -> None:
     assert host_name(value) == expected
 
 
@@ -232,7 +233,7 @@ def test_remembered_host_decisions_stay_bounded() -> None:
 
     from agentsight_otel.server.hostguard import HostGuard
 
-    statuses: List[int] = []
+    statuses: list[int] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         statuses.append(200)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import gzip
 import json
-from typing import Dict
 
 from agentsight_otel.server import counts
 
 
-def _gzip_headers(wire) -> Dict[str, str]:
+def _gzip_headers(wire) -> dict[str, str]:
     return {**wire.auth, "Content-Type": "application/json", "Content-Encoding": "gzip"}
 
 

@@ -13,7 +13,8 @@ import json
 import resource
 import sys
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings

@@ -7,7 +7,7 @@ field the 400 must point at. Nothing of a rejected request may be stored.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
 import pytest
 
@@ -17,22 +17,22 @@ from agentsight_otel.server import validation
 CORRELATION = semconv.BUTTONS_CORRELATION_KEY
 
 
-def _without(name: str) -> Callable[[Dict[str, Any]], None]:
-    def edit(body: Dict[str, Any]) -> None:
+def _without(name: str) -> Callable[[dict[str, Any]], None]:
+    def edit(body: dict[str, Any]) -> None:
         del body[name]
 
     return edit
 
 
-def _set(name: str, value: Any) -> Callable[[Dict[str, Any]], None]:
-    def edit(body: Dict[str, Any]) -> None:
+def _set(name: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(body: dict[str, Any]) -> None:
         body[name] = value
 
     return edit
 
 
-def _set_correlation(name: str, value: Any) -> Callable[[Dict[str, Any]], None]:
-    def edit(body: Dict[str, Any]) -> None:
+def _set_correlation(name: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(body: dict[str, Any]) -> None:
         body["metadata"][CORRELATION][name] = value
 
     return edit
@@ -118,8 +118,8 @@ def test_buttons_names_every_bad_field_at_once(wire):
 # --- ingest ----------------------------------------------------------------
 
 
-def _span_edit(**changes: Any) -> Callable[[Dict[str, Any]], None]:
-    def edit(block: Dict[str, Any]) -> None:
+def _span_edit(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(block: dict[str, Any]) -> None:
         span = block["spans"][0]
         for key, value in changes.items():
             if value is _DELETE:
@@ -130,8 +130,8 @@ def _span_edit(**changes: Any) -> Callable[[Dict[str, Any]], None]:
     return edit
 
 
-def _attr_edit(name: str, value: Any) -> Callable[[Dict[str, Any]], None]:
-    def edit(block: Dict[str, Any]) -> None:
+def _attr_edit(name: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(block: dict[str, Any]) -> None:
         attributes = block["spans"][0]["attributes"]
         if value is _DELETE:
             del attributes[name]
@@ -141,8 +141,8 @@ def _attr_edit(name: str, value: Any) -> Callable[[Dict[str, Any]], None]:
     return edit
 
 
-def _block_edit(name: str, value: Any) -> Callable[[Dict[str, Any]], None]:
-    def edit(block: Dict[str, Any]) -> None:
+def _block_edit(name: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(block: dict[str, Any]) -> None:
         if value is _DELETE:
             del block[name]
         else:
@@ -291,7 +291,7 @@ def test_a_non_button_span_needs_no_button_attributes(wire):
 # --- the schema route agrees with the block-by-block one ----------------------
 
 
-def _valid_block(wire) -> Dict[str, Any]:
+def _valid_block(wire) -> dict[str, Any]:
     return wire.block(
         "c",
         wire.button_span(),
@@ -301,7 +301,7 @@ def _valid_block(wire) -> Dict[str, Any]:
     )
 
 
-def _body(block: Dict[str, Any]) -> bytes:
+def _body(block: dict[str, Any]) -> bytes:
     return json.dumps({"conversations": [block]}).encode()
 
 

@@ -9,8 +9,8 @@ how fast.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Tuple
 
 import pytest
 import requests
@@ -54,7 +54,7 @@ def bridge(tmp_path: Path) -> Iterator[str]:
         exporter.shutdown()
 
 
-def _address(url: str) -> Tuple[str, int]:
+def _address(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     return host, int(port)
 
@@ -176,7 +176,7 @@ def test_the_bridge_cuts_off_half_sent_headers(bridge: str) -> None:
 
 
 def test_many_stalled_connections_are_all_reaped(receiver: str) -> None:
-    stalled: List[socket.socket] = []
+    stalled: list[socket.socket] = []
     try:
         for index in range(60):
             sock = _connect(receiver)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future
-from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from agentsight_otel._sdk import suppress_instrumentation
 
 T = TypeVar("T")
-_Job = Optional[Tuple["Future[Any]", Callable[..., Any], Tuple[Any, ...]]]
+_Job = Optional[tuple["Future[Any]", Callable[..., Any], tuple[Any, ...]]]
 
 
 class DaemonPool:
@@ -29,7 +30,7 @@ class DaemonPool:
         self._size = max(1, size)
         self._name = name
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._threads: List[threading.Thread] = []
+        self._threads: list[threading.Thread] = []
         #: One release per thread that finished a job and waits for the next
         #: (as ThreadPoolExecutor does): a new job starts a thread only when
         #: none is idle.
@@ -55,7 +56,7 @@ class DaemonPool:
             self._jobs.put((future, fn, args))
         return future
 
-    def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> List[T]:
+    def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
         """``[fn(item) for item in items]``, run on the pool; re-raises the first error."""
         futures = [self.submit(fn, item) for item in items]
         return [future.result() for future in futures]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING
 
 from agentsight_otel.delivery.daemon_pool import DaemonPool
 from agentsight_otel.delivery.queue import QueueItem, clicks_in
@@ -32,7 +32,7 @@ class MemoryMode:
         self._concurrent = settings.api == "ingest" and settings.max_concurrent_requests > 1
         #: Batches sent by the pool while the worker takes the next one;
         #: ``_slots`` bounds how many are in flight.
-        self._senders: Optional[DaemonPool] = None
+        self._senders: DaemonPool | None = None
         self._slots = threading.BoundedSemaphore(settings.max_concurrent_requests)
         self._in_flight = 0
         self._batches_ok = True  # no batch failed since the last flush report
@@ -53,7 +53,7 @@ class MemoryMode:
         if self._senders is not None:
             self._senders.shutdown()
 
-    def take(self) -> Tuple[List[QueueItem], int, bool]:
+    def take(self) -> tuple[list[QueueItem], int, bool]:
         """Wait for work; returns (items, flush ticket to honour, closing)."""
         w = self._w
         queue = w.queue
@@ -66,7 +66,7 @@ class MemoryMode:
             ticket = w.flush_asked if not queue.items else w.flush_done
             return items, ticket, w.closing
 
-    def process(self, items: List[QueueItem], closing: bool, flushing: bool) -> Optional[bool]:
+    def process(self, items: list[QueueItem], closing: bool, flushing: bool) -> bool | None:
         """Deliver a batch; True/False: whether all of it (and, for a flush or
         a shutdown, every batch in flight) arrived; None: not known yet."""
         if self._concurrent:
@@ -76,7 +76,7 @@ class MemoryMode:
         finally:
             self._w.release_direct(clicks_in(items))
 
-    def _dispatch(self, items: List[QueueItem], closing: bool, flushing: bool) -> Optional[bool]:
+    def _dispatch(self, items: list[QueueItem], closing: bool, flushing: bool) -> bool | None:
         """Encode the batch here, send it from the pool. A pass that honours a
         flush or a shutdown waits for every batch in flight."""
         w = self._w
@@ -111,10 +111,10 @@ class MemoryMode:
         return ok
 
     def _send_batch(
-        self, records: List[ClickRecord], body: bytes, closing: bool, taken: int = 0
+        self, records: list[ClickRecord], body: bytes, closing: bool, taken: int = 0
     ) -> None:
         w = self._w
-        ok: Optional[bool] = False
+        ok: bool | None = False
         try:
             ok = self._deliver_or_drop(records, closing, body)
         except Exception as exc:  # a sender thread must not die silently
@@ -135,7 +135,7 @@ class MemoryMode:
         return self._senders
 
     def _deliver_or_drop(
-        self, records: List[ClickRecord], closing: bool, body: Optional[bytes] = None
+        self, records: list[ClickRecord], closing: bool, body: bytes | None = None
     ) -> bool:
         """Deliver within the deadline, else drop, count and say so."""
         if not records:

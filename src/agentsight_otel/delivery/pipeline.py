@@ -14,7 +14,8 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from agentsight_otel.config import ExporterSettings
 from agentsight_otel.delivery.queue import ClickQueue
@@ -32,7 +33,7 @@ class Delivery:
     def __init__(
         self,
         settings: ExporterSettings,
-        spool: Optional[Spool],
+        spool: Spool | None,
         translate: Translate,
         warn: RateLimitedLogger,
     ) -> None:
@@ -99,18 +100,18 @@ class Delivery:
                 return True
             return self.worker.flush(deadline)
 
-    def shutdown(self, timeout: float) -> Tuple[int, str]:
+    def shutdown(self, timeout: float) -> tuple[int, str]:
         """Deliver within ``timeout`` seconds, then stop; returns the clicks
         dropped at shutdown and the last failure."""
         self.closed = True
         return self.worker.shutdown(time.monotonic() + timeout)
 
-    def statistics(self) -> Dict[str, int]:
+    def statistics(self) -> dict[str, int]:
         stats = self.accounting.counters()
         stats.update(self.worker.gauges())
         return stats
 
-    def spool_size(self) -> Optional[int]:
+    def spool_size(self) -> int | None:
         """Clicks in the spool, -1 when it cannot be read, None without a spool."""
         mode = self.worker.mode
         return mode.size() if isinstance(mode, SpoolMode) else None

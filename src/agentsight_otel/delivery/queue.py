@@ -11,14 +11,15 @@ bounded in clicks and in bytes, the first bound reached applying; when full,
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Deque, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from agentsight_otel.delivery.report import Accounting, LossReason
 from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.wire.records import ClickRecord, records_bytes
 
 #: (a source's item, its click count, its estimated bytes)
-QueueItem = Tuple[Any, int, int]
+QueueItem = tuple[Any, int, int]
 
 
 class ClickQueue:
@@ -35,7 +36,7 @@ class ClickQueue:
         warn: RateLimitedLogger,
     ) -> None:
         self.cond = accounting.lock
-        self.items: Deque[QueueItem] = deque()
+        self.items: deque[QueueItem] = deque()
         self.clicks = 0
         self.bytes = 0
         self.max_clicks = max_clicks
@@ -90,9 +91,9 @@ class ClickQueue:
         )
         return False
 
-    def pop_batch(self) -> Tuple[List[QueueItem], int]:
+    def pop_batch(self) -> tuple[list[QueueItem], int]:
         """Up to ``batch_size`` clicks off the queue, and how many."""
-        items: List[QueueItem] = []
+        items: list[QueueItem] = []
         taken = 0
         freed = 0
         while self.items and taken < self.batch_size:

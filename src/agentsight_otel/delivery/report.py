@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
 
 
 class LossReason(enum.Enum):
@@ -35,15 +34,15 @@ class LossReason(enum.Enum):
 class DeliveryReport:
     """What one ``deliver(records, deadline)`` did, by index into ``records``."""
 
-    delivered: List[int] = field(default_factory=list)
+    delivered: list[int] = field(default_factory=list)
     #: Refused for good: sending them again cannot help.
-    rejected: List[int] = field(default_factory=list)
+    rejected: list[int] = field(default_factory=list)
     #: Retryable, but the deadline ran out (or delivery was stopped).
-    failed: List[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
     #: The last failure, fit for a log line.
     detail: str = ""
     #: The last HTTP status, if any.
-    status: Optional[int] = None
+    status: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -60,7 +59,7 @@ class Accounting:
         self.submitted = 0
         self.delivered = 0
         self.spool_write_failures = 0
-        self.lost: Dict[LossReason, int] = dict.fromkeys(LossReason, 0)
+        self.lost: dict[LossReason, int] = dict.fromkeys(LossReason, 0)
 
     def count_lost(self, reason: LossReason, clicks: int) -> None:
         if clicks:
@@ -80,7 +79,7 @@ class Accounting:
         with self.lock:
             self.spool_write_failures += 1
 
-    def counters(self) -> Dict[str, int]:
+    def counters(self) -> dict[str, int]:
         """The counters under their ``statistics()`` names."""
         with self.lock:
             counts = {"submitted": self.submitted, "delivered": self.delivered}

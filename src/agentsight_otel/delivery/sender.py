@@ -8,7 +8,7 @@ takes one click per request, sent ``BUTTONS_CONCURRENCY`` at a time.
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from agentsight_otel.config import BUTTONS_PATH, INGEST_PATH, ExporterSettings
 from agentsight_otel.delivery.daemon_pool import DaemonPool
@@ -47,10 +47,10 @@ class Sender:
         self._warn = warn
         #: With a spool, an auth failure keeps the clicks: a fixed key delivers them.
         self._keeps_refused_auth = keeps_refused_auth
-        self._pool: Optional[DaemonPool] = None  # buttons API only, made lazily
+        self._pool: DaemonPool | None = None  # buttons API only, made lazily
 
     def deliver(
-        self, records: Sequence[ClickRecord], deadline: float, body: Optional[bytes] = None
+        self, records: Sequence[ClickRecord], deadline: float, body: bytes | None = None
     ) -> DeliveryReport:
         """Send records until ``deadline`` (monotonic); ``body``: their ingest
         body, when already encoded."""
@@ -88,11 +88,11 @@ class Sender:
     def _deliver_ingest(
         self,
         records: Sequence[ClickRecord],
-        indexes: List[int],
+        indexes: list[int],
         deadline: float,
         report: DeliveryReport,
         retry: bool,
-        body: Optional[bytes] = None,
+        body: bytes | None = None,
     ) -> None:
         chosen = [records[i] for i in indexes]
         if body is None:
@@ -115,7 +115,7 @@ class Sender:
             return
         self._file(result, indexes, report)
 
-    def _file(self, result: Result, indexes: List[int], report: DeliveryReport) -> None:
+    def _file(self, result: Result, indexes: list[int], report: DeliveryReport) -> None:
         report.status = result.status
         if result.outcome is Outcome.DELIVERED:
             report.delivered.extend(indexes)

@@ -33,8 +33,8 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
 
 from agentsight_otel.config import ConfigurationError, ExporterSettings
 from agentsight_otel.private_files import create_private_file, make_private_dirs
@@ -65,9 +65,9 @@ CREATE TRIGGER IF NOT EXISTS clicks_out AFTER DELETE ON clicks
     BEGIN UPDATE spool_size SET n = n - 1 WHERE id = 0; END;
 """
 
-Leased = List[Tuple[int, ClickRecord]]
+Leased = list[tuple[int, ClickRecord]]
 #: A record set aside because it cannot be read back: (click id, why).
-Quarantined = List[Tuple[str, str]]
+Quarantined = list[tuple[str, str]]
 
 _TEXT_FIELDS = (*ClickRecord._fields[:5], "trace_id", "span_id")
 
@@ -137,7 +137,7 @@ class Spool:
         self._conn: sqlite3.Connection | None = None
         self._owner = ""
         self._quarantined: Quarantined = []
-        self._ack_later: List[int] = []
+        self._ack_later: list[int] = []
         try:
             self._connect()
         except (sqlite3.OperationalError, OSError) as exc:

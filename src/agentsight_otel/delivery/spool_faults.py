@@ -18,7 +18,6 @@ import os
 import shutil
 import threading
 import time
-from typing import List, Tuple
 
 from agentsight_otel.logsafe import printable
 from agentsight_otel.ratelimit import RateLimitedLogger
@@ -57,7 +56,7 @@ class SpoolWriteGuard:
             self.failures += 1
             self.failing_until = time.monotonic() + RETRY_SECONDS
         try:
-            free = "%d bytes free there" % shutil.disk_usage(os.path.dirname(self.path) or ".").free
+            free = f"{shutil.disk_usage(os.path.dirname(self.path) or '.').free} bytes free there"
         except OSError:
             free = "free space unknown"
         self._warn.error(
@@ -78,7 +77,7 @@ class SpoolWriteGuard:
                 self.failing_until = 0.0
 
 
-def report_quarantined(logger: logging.Logger, set_aside: List[Tuple[str, str]]) -> None:
+def report_quarantined(logger: logging.Logger, set_aside: list[tuple[str, str]]) -> None:
     """Log records the spool set aside, each click id once (not rate-limited)."""
     if not set_aside:
         return

@@ -15,7 +15,8 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from agentsight_otel._sdk import suppress_instrumentation
 from agentsight_otel.delivery.queue import QueueItem, clicks_in
@@ -47,7 +48,7 @@ class SpoolMode:
         self.guard = SpoolWriteGuard(spool.path, worker.warn)
         #: Clicks the spooler has taken off the queue but not yet committed.
         self._spooling = 0
-        self._spooler: Optional[threading.Thread] = None
+        self._spooler: threading.Thread | None = None
         self._backoff = 0.0
         self._not_before = 0.0
 
@@ -141,7 +142,7 @@ class SpoolMode:
 
     # -- the worker's side -----------------------------------------------------------
 
-    def take(self) -> Tuple[List[QueueItem], int, bool]:
+    def take(self) -> tuple[list[QueueItem], int, bool]:
         """Wait until spooled clicks are due, or a flush or shutdown.
 
         A flush (or shutdown) first waits for the spooler to commit what was
@@ -159,7 +160,7 @@ class SpoolMode:
                 urgent = w.closing or w.flush_asked > w.flush_done
                 if urgent and (not spooling or time.monotonic() >= w.close_deadline):
                     break
-                wait: Optional[float] = 0.05  # the spooler is committing: look again soon
+                wait: float | None = 0.05  # the spooler is committing: look again soon
                 if not urgent:
                     due = self._due_in()
                     if due is not None and due <= 0:
@@ -170,7 +171,7 @@ class SpoolMode:
             w.linger(lambda: False)
             return [], w.flush_asked, w.closing
 
-    def _due_in(self) -> Optional[float]:
+    def _due_in(self) -> float | None:
         backoff = self._not_before - time.monotonic()
         try:
             due = self.spool.next_due_in()
@@ -180,7 +181,7 @@ class SpoolMode:
             return None
         return max(due, backoff, 0.0)
 
-    def process(self, items: List[QueueItem], closing: bool, flushing: bool) -> Optional[bool]:
+    def process(self, items: list[QueueItem], closing: bool, flushing: bool) -> bool | None:
         w = self._w
         ok = True
         if items:  # taken off the queue because the spool could not take them
@@ -197,7 +198,7 @@ class SpoolMode:
         drained = self._drain(closing, flushing)
         return ok and drained is not False
 
-    def _send_unspooled(self, items: List[QueueItem], closing: bool) -> bool:
+    def _send_unspooled(self, items: list[QueueItem], closing: bool) -> bool:
         """Clicks the spool refused: spool them if it takes writes again, else
         deliver them directly; what fails goes back to the queue.
 
@@ -220,7 +221,7 @@ class SpoolMode:
         finally:
             w.release_direct(clicks_in(items))
 
-    def _drain(self, closing: bool, flushing: bool = False) -> Optional[bool]:
+    def _drain(self, closing: bool, flushing: bool = False) -> bool | None:
         """Deliver due spooled clicks, batch by batch, until none is due or one fails.
 
         True: all due clicks delivered; False: a delivery failed or was rejected.
@@ -261,7 +262,7 @@ class SpoolMode:
                 return all_ok
         return all_ok
 
-    def _retry_later(self, seqs: List[int], auth: bool, detail: str) -> None:
+    def _retry_later(self, seqs: list[int], auth: bool, detail: str) -> None:
         self._backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self._backoff * 2))
         pause = BACKOFF_MAX if auth else self._backoff
         pause *= random.uniform(0.5, 1.0)
@@ -275,7 +276,7 @@ class SpoolMode:
             pause,
         )
 
-    def _ack(self, seqs: List[int]) -> bool:
+    def _ack(self, seqs: list[int]) -> bool:
         """Forget delivered clicks in the spool (and any whose ack it refused
         before, which it keeps: acked on the next pass, not sent again)."""
         try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Callable
 
 from agentsight_otel._sdk import suppress_instrumentation
 from agentsight_otel.config import ExporterSettings
@@ -32,7 +33,7 @@ logger = logging.getLogger("agentsight_otel")
 
 #: A source's function from a batch of its queue items to click records, and
 #: why any click events in them were rejected.
-Translate = Callable[[Sequence[QueueItem]], Tuple[List[ClickRecord], List[str]]]
+Translate = Callable[[Sequence[QueueItem]], tuple[list[ClickRecord], list[str]]]
 
 #: How long shutdown() waits, after its deadline, for requests in flight to end.
 SETTLE_SECONDS = 0.5
@@ -54,7 +55,7 @@ class DeliveryWorker:
         accounting: Accounting,
         translate: Translate,
         warn: RateLimitedLogger,
-        spool: Optional[Spool],
+        spool: Spool | None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -75,7 +76,7 @@ class DeliveryWorker:
         #: is counted as dropped after retries again.
         self.shutdown_reported = False
         self.shutdown_detail = ""
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self.sender = Sender(
             settings,
             Transport(settings, self.stop, lambda: self.close_deadline),
@@ -83,7 +84,7 @@ class DeliveryWorker:
             warn,
             keeps_refused_auth=spool is not None,
         )
-        self.mode: Union[MemoryMode, SpoolMode] = (
+        self.mode: MemoryMode | SpoolMode = (
             MemoryMode(self) if spool is None else SpoolMode(self, spool)
         )
 
@@ -127,7 +128,7 @@ class DeliveryWorker:
             self.cond.notify_all()  # as ClickQueue.put does: the worker must hear of it
         return dropped == 0
 
-    def gauges(self) -> Dict[str, int]:
+    def gauges(self) -> dict[str, int]:
         """What is waiting now: ``queued`` (in memory or in hand), its estimated
         ``queued_bytes`` and, with a spool, ``spooled`` (-1: unreadable)."""
         with self.cond:
@@ -150,7 +151,7 @@ class DeliveryWorker:
             self.cond.wait(remaining)
         return self.flush_ok
 
-    def shutdown(self, deadline: float) -> Tuple[int, str]:
+    def shutdown(self, deadline: float) -> tuple[int, str]:
         """Deliver what it can until ``deadline``, then stop; returns the clicks
         dropped at shutdown (since start) and the last failure."""
         with self.cond:
@@ -188,7 +189,7 @@ class DeliveryWorker:
         deadline = time.monotonic() + self.settings.retry_deadline
         return min(deadline, self.close_deadline) if closing else deadline
 
-    def translate(self, items: Sequence[QueueItem]) -> List[ClickRecord]:
+    def translate(self, items: Sequence[QueueItem]) -> list[ClickRecord]:
         """The records in a batch of queue items; rejected clicks counted and logged."""
         records, rejected = self._translate(items)
         if rejected:
@@ -235,7 +236,7 @@ class DeliveryWorker:
         # application that instruments requests/urllib3 (issue 14, bug 1).
         suppress_instrumentation()
         while True:
-            items: List[QueueItem]
+            items: list[QueueItem]
             try:
                 items, ticket, closing = self.mode.take()
                 flushing = ticket > self.flush_done

@@ -8,7 +8,8 @@ field and the rule broken without slowing the common click.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry.sdk.trace import SpanLimits
 
@@ -51,7 +52,7 @@ def conversation_argument(value: Any) -> str:
     return required_text("conversation_id", value)
 
 
-def flatten_metadata(metadata: Any, attributes: Dict[str, Any]) -> None:
+def flatten_metadata(metadata: Any, attributes: dict[str, Any]) -> None:
     """Metadata into ``attributes`` the careful way, or a clear refusal."""
     if type(metadata) is not dict and not isinstance(metadata, Mapping):
         raise InvalidButtonError(
@@ -65,7 +66,7 @@ def flatten_metadata(metadata: Any, attributes: Dict[str, Any]) -> None:
     _flatten.flatten(metadata, attributes)
 
 
-def fit_limits(attributes: Dict[str, Any], limits: Optional[SpanLimits]) -> Dict[str, Any]:
+def fit_limits(attributes: dict[str, Any], limits: SpanLimits | None) -> dict[str, Any]:
     """The attributes as they will fit the SDK's limits, or a clear refusal.
 
     The SDK silently evicts attributes past the count limit and truncates

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from typing import List, Optional, Tuple
 
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
@@ -13,12 +12,12 @@ from agentsight_otel.semconv import BAGGAGE_CONVERSATION_ID
 
 #: The conversation set by the innermost active ``conversation()`` block.
 #: A ContextVar, so threads and asyncio tasks each see their own.
-_active_conversation: ContextVar[Optional[str]] = ContextVar(
+_active_conversation: ContextVar[str | None] = ContextVar(
     "agentsight_otel_conversation_id", default=None
 )
 
 
-def current_conversation_id() -> Optional[str]:
+def current_conversation_id() -> str | None:
     """The conversation in effect here: ``conversation()`` first, then baggage."""
     active = _active_conversation.get()
     if active is not None:
@@ -64,7 +63,7 @@ class conversation:  # lower case: it reads like a function, ``with conversation
 
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_argument(conversation_id)
-        self._tokens: List[Tuple[Token[Optional[str]], object]] = []
+        self._tokens: list[tuple[Token[str | None], object]] = []
 
     def __enter__(self) -> str:
         var_token = _active_conversation.set(self.conversation_id)

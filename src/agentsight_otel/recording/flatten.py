@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Union
 
 from agentsight_otel.errors import (
     MAX_SHOWN_CHARS,
@@ -50,7 +50,7 @@ from agentsight_otel.wire.unflatten import plan_cache_sizes
 
 _ESCAPES = str.maketrans({"\\": "\\\\", ".": "\\.", "[": "\\[", "]": "\\]"})
 
-Attributes = Dict[str, Any]
+Attributes = dict[str, Any]
 
 
 def escape_key(key: str) -> str:
@@ -67,8 +67,8 @@ class _Walk:
 
     def __init__(self, out: Attributes) -> None:
         self.out = out
-        self.nulls: List[str] = []
-        self.empty_objects: List[str] = []
+        self.nulls: list[str] = []
+        self.empty_objects: list[str] = []
         self.leaves = 0
         self.chars = 0
         self.ancestors: set[int] = set()
@@ -104,7 +104,7 @@ def _check_text(path: str, text: str) -> None:
             ) from None
 
 
-def _homogeneous_primitive(items: List[Any]) -> bool:
+def _homogeneous_primitive(items: list[Any]) -> bool:
     """True when a list can be one OTel array attribute without losing types."""
     first = type(items[0])
     if first not in (str, bool, int, float):
@@ -205,7 +205,7 @@ _cache_lock = threading.Lock()
 #: (bounded: reset when full). Only keys of accepted calls go in
 #: (:func:`remember_names`): a refused call, a megabyte key say, leaves
 #: nothing behind.
-_flat_names: Dict[str, str] = {}
+_flat_names: dict[str, str] = {}
 _FLAT_NAMES_CACHED = 4096
 #: The name cache's bound in estimated bytes (keys and names as Python
 #: strings), so long keys cannot make 4,096 entries hundreds of megabytes
@@ -217,14 +217,14 @@ _flat_names_bytes = [0]  # estimated bytes of _flat_names; mutated in place
 #: What :func:`flatten_flat` answers: False (declined), True (accepted, every
 #: key already cached), or the accepted call's new keys, for
 #: :func:`remember_names` once the whole call has succeeded.
-FlatResult = Union[bool, List[str]]
+FlatResult = Union[bool, list[str]]
 
 
 def _name_bytes(key: str) -> int:
     return 2 * (len(key) + 64) + len(METADATA_PREFIX)  # key, name, dict slot
 
 
-def remember_names(keys: List[str]) -> None:
+def remember_names(keys: list[str]) -> None:
     """Cache the attribute names of keys an accepted call used."""
     names = _flat_names
     kept = [key for key in keys if _name_bytes(key) <= FLAT_NAMES_MAX_BYTES // 16]
@@ -242,7 +242,7 @@ def remember_names(keys: List[str]) -> None:
                 _flat_names_bytes[0] += _name_bytes(key)
 
 
-def cache_sizes() -> Dict[str, int]:
+def cache_sizes() -> dict[str, int]:
     """Entries in each cache keyed by caller data, and their estimated bytes
     (for tests and diagnostics)."""
     plans, plans_bytes = plan_cache_sizes()
@@ -254,7 +254,7 @@ def cache_sizes() -> Dict[str, int]:
     }
 
 
-def flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
+def flatten_flat(metadata: dict[Any, Any], out: Attributes) -> FlatResult:
     """Fast path for the common case: one level of plain keys and scalars.
 
     Returns False for anything else, and the general walk then starts over
@@ -268,7 +268,7 @@ def flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
         return False
     chars = 0
     names = _flat_names
-    fresh: Optional[List[str]] = None
+    fresh: list[str] | None = None
     for key, value in metadata.items():
         name = names.get(key) if type(key) is str else None
         if name is None:
@@ -306,7 +306,7 @@ def flatten_flat(metadata: Dict[Any, Any], out: Attributes) -> FlatResult:
     return True if fresh is None else fresh
 
 
-def flatten(metadata: Optional[Mapping[str, Any]], out: Optional[Attributes] = None) -> Attributes:
+def flatten(metadata: Mapping[str, Any] | None, out: Attributes | None = None) -> Attributes:
     """Validate ``metadata`` and return it as flat OTel attributes.
 
     Raises :class:`InvalidButtonError` naming the metadata path and the rule

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Tracer as SdkTracer
@@ -98,17 +99,17 @@ class Tracker:
 
     def __init__(
         self,
-        conversation_id: Optional[str] = None,
-        tracer_provider: Optional[trace.TracerProvider] = None,
+        conversation_id: str | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self._conversation_id = (
             None if conversation_id is None else conversation_argument(conversation_id)
         )
         self._tracer_provider = tracer_provider
-        self._always_on: Optional[Tuple[object, SdkTracer, SdkTracer]] = None
+        self._always_on: tuple[object, SdkTracer, SdkTracer] | None = None
 
     @property
-    def conversation_id(self) -> Optional[str]:
+    def conversation_id(self) -> str | None:
         """The conversation this tracker gives clicks without their own, or None."""
         return self._conversation_id
 
@@ -135,8 +136,8 @@ class Tracker:
         button_event: str,
         label: str,
         value: str,
-        conversation_id: Optional[str] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
+        conversation_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> TrackedClick:
         """Record one button click as an ``agentsight.button_click`` span event.
 
@@ -227,7 +228,7 @@ class Tracker:
         # to_bytes().hex() is the cheapest hex.
         ids = _click_ids
         click_id = ids.prefix + next(ids.counter).to_bytes(8, "big").hex()
-        attributes: Dict[str, Any] = {
+        attributes: dict[str, Any] = {
             BUTTON_EVENT: button_event,
             BUTTON_LABEL: label,
             BUTTON_VALUE: value,
@@ -296,8 +297,8 @@ def track_button(
     button_event: str,
     label: str,
     value: str,
-    conversation_id: Optional[str] = None,
-    metadata: Optional[Mapping[str, Any]] = None,
+    conversation_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> TrackedClick:
     """Record one button click as an ``agentsight.button_click`` span event.
 

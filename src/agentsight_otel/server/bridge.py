@@ -23,7 +23,8 @@ from __future__ import annotations
 import hmac
 import logging
 import sys
-from typing import Any, Final, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Final
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
@@ -85,7 +86,7 @@ _RESOURCE_EXHAUSTED = 8
 _UNAVAILABLE = 14
 
 
-def _read_request(body: bytes, kind: str) -> Tuple[int, int, List[ClickRecord], int, List[str]]:
+def _read_request(body: bytes, kind: str) -> tuple[int, int, list[ClickRecord], int, list[str]]:
     """Decode a request and read its clicks (on a worker thread): its span
     count, spans without clicks, then what ``records_from_request`` returns."""
     decoded = decode_request(body, kind)
@@ -102,7 +103,7 @@ def _read_request(body: bytes, kind: str) -> Tuple[int, int, List[ClickRecord], 
 
 class _Bridge:
     def __init__(
-        self, exporter: AgentSightSpanExporter, token: Optional[str], max_backlog: int
+        self, exporter: AgentSightSpanExporter, token: str | None, max_backlog: int
     ) -> None:
         self.exporter = exporter
         self._token = token.encode("utf-8") if token else None
@@ -214,7 +215,7 @@ class _Bridge:
 
 def create_bridge_app(
     exporter: AgentSightSpanExporter,
-    token: Optional[str] = None,
+    token: str | None = None,
     max_backlog: int = DEFAULT_MAX_BACKLOG,
     *,
     allowed_hosts: Sequence[str] = (),
@@ -240,7 +241,7 @@ def bridge_from_args(args: Any) -> int:
         # Escaped: a path or host given on the command line may hold a newline.
         print(f"agentsight-otel bridge: {printable(text, 1000)}", file=sys.stderr)
 
-    spool: Optional[str] = None
+    spool: str | None = None
     if not args.no_spool:
         spool = str(args.spool or default_spool_path())
     exporter = AgentSightSpanExporter(

@@ -8,15 +8,16 @@ read API show them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Final, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Final, NamedTuple, Optional
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
-def parse_timestamp(text: str) -> Optional[datetime]:
+def parse_timestamp(text: str) -> datetime | None:
     """An ISO 8601 timestamp as an aware datetime, or ``None`` if it is not one.
 
     Naive times are taken as UTC (the contract says timestamps are UTC).
@@ -63,8 +64,8 @@ class NewClick(NamedTuple):
     timestamp: str
     #: JSON text of an object.
     metadata: str
-    trace_id: Optional[str]
-    span_id: Optional[str]
+    trace_id: str | None
+    span_id: str | None
     #: ``timestamp`` as epoch microseconds, for ordering.
     ts_us: int
 
@@ -72,7 +73,7 @@ class NewClick(NamedTuple):
 #: A row as :meth:`Store.insert_clicks` takes it: :class:`NewClick`'s fields
 #: in order. The ingest hot path builds plain tuples (a NamedTuple costs ten
 #: times as much to construct, per click); everything else uses NewClick.
-ClickRow = Tuple[str, str, str, str, str, str, str, Optional[str], Optional[str], int]
+ClickRow = tuple[str, str, str, str, str, str, str, Optional[str], Optional[str], int]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class InsertResult:
     duplicates: int
     #: One id per duplicate row whose content differs from the stored click
     #: (:mod:`~agentsight_otel.server.conflicts`); the stored click is kept.
-    conflicting: Tuple[str, ...] = ()
+    conflicting: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,13 @@ class Click:
     label: str
     value: str
     timestamp: str
-    metadata: Dict[str, Any]
-    trace_id: Optional[str]
-    span_id: Optional[str]
+    metadata: dict[str, Any]
+    trace_id: str | None
+    span_id: str | None
     source: str
     received_at: str
 
-    def as_json(self) -> Dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
         """The shape the read API serves (conversation and event are implied there)."""
         return {
             "label": self.label,
@@ -118,7 +119,7 @@ class ButtonGroup:
     """All clicks of one ``button_event`` in a conversation, newest first."""
 
     button_event: str
-    clicks: List[Click] = field(default_factory=list)
+    clicks: list[Click] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

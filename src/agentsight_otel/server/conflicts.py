@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from typing import Any, Dict, Final, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any, Final
 
 from agentsight_otel.logsafe import printable
 
@@ -34,17 +35,17 @@ _CHUNK: Final = 500
 # Positions in a ClickRow (see store.NewClick) of what must agree.
 _CONVERSATION, _EVENT, _LABEL, _VALUE, _METADATA, _TS_US = 1, 2, 3, 4, 6, 9
 
-Stored = Tuple[str, str, str, str, int, str]
+Stored = tuple[str, str, str, str, int, str]
 
 
-def conflicting_ids(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> List[str]:
+def conflicting_ids(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[str]:
     """The ids of ``rows`` (one per row, in order) whose stored click differs.
 
     Call after the rows were inserted, on the writer inside its transaction:
     a row that was just stored matches itself, so only the ignored
     duplicates that disagree with the kept copy are listed.
     """
-    stored: Dict[str, Stored] = {}
+    stored: dict[str, Stored] = {}
     ids = list({row[0] for row in rows})
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -54,8 +55,8 @@ def conflicting_ids(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> 
             f" FROM clicks WHERE click_id IN ({marks})",
             chunk,
         ):
-            stored[click_id] = tuple(content)  # type: ignore[assignment]
-    found: List[str] = []
+            stored[click_id] = tuple(content)
+    found: list[str] = []
     for row in rows:
         kept = stored.get(row[0])
         if kept is not None and _differs(row, kept):
@@ -81,7 +82,7 @@ def _differs(row: Sequence[Any], kept: Stored) -> bool:
         return True
 
 
-def report(count: int, ids: Sequence[str]) -> Dict[str, Any]:
+def report(count: int, ids: Sequence[str]) -> dict[str, Any]:
     """The answer's fields: the exact count and the first few ids."""
     return {
         "duplicates_conflicting": count,

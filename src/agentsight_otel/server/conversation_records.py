@@ -17,7 +17,8 @@ types it sends: nothing stricter is known about the real backend.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Final, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Final
 
 from agentsight_otel.server.store import Store, parse_timestamp, utc_now_iso
 from agentsight_otel.server.validation import (
@@ -93,7 +94,7 @@ MAX_NAME_CHARS: Final = 255
 #: Most messages and actions a conversation's detail lists (newest kept).
 MAX_LISTED: Final = 500
 
-Errors = Dict[str, List[str]]
+Errors = dict[str, list[str]]
 
 
 def install(store: Store) -> None:
@@ -166,7 +167,7 @@ def _timestamp(body: Mapping[str, Any]) -> str:
     return value if isinstance(value, str) else utc_now_iso()
 
 
-def conversation_row(body: Any) -> Dict[str, Any]:
+def conversation_row(body: Any) -> dict[str, Any]:
     """The fields of a ``POST /api/conversations/`` body, or the 400 naming each bad one."""
     body = _object(body, "conversation")
     errors: Errors = {}
@@ -196,7 +197,7 @@ def conversation_row(body: Any) -> Dict[str, Any]:
     return row
 
 
-def message_row(body: Any) -> Tuple[str, str, str, str, str]:
+def message_row(body: Any) -> tuple[str, str, str, str, str]:
     """(conversation_id, sender, content, metadata, timestamp) of a ``POST /api/track/`` body."""
     body = _object(body, "message")
     errors: Errors = {}
@@ -214,7 +215,7 @@ def message_row(body: Any) -> Tuple[str, str, str, str, str]:
     )
 
 
-def action_row(body: Any) -> Tuple[str, str, str, str]:
+def action_row(body: Any) -> tuple[str, str, str, str]:
     """(conversation_id, action_name, details JSON, timestamp) of an action body."""
     body = _object(body, "action")
     errors: Errors = {}
@@ -230,7 +231,7 @@ def action_row(body: Any) -> Tuple[str, str, str, str]:
 # --- storing -------------------------------------------------------------
 
 
-def get_or_create(store: Store, row: Mapping[str, Any]) -> Tuple[int, bool]:
+def get_or_create(store: Store, row: Mapping[str, Any]) -> tuple[int, bool]:
     """(id, created). An existing conversation keeps its values; fields it
     lacks are filled in, and ``is_used`` only ever becomes true (0.0.44's
     ``initialize_conversation`` sends false, the tracked flow later true)."""
@@ -263,7 +264,7 @@ def get_or_create(store: Store, row: Mapping[str, Any]) -> Tuple[int, bool]:
         return int(found[0]), False
 
 
-def add_message(store: Store, row: Tuple[str, str, str, str, str]) -> int:
+def add_message(store: Store, row: tuple[str, str, str, str, str]) -> int:
     with store.transaction() as conn:
         cursor = conn.execute(
             "INSERT INTO messages (conversation_id, sender, content, metadata, timestamp,"
@@ -274,7 +275,7 @@ def add_message(store: Store, row: Tuple[str, str, str, str, str]) -> int:
     return cursor.lastrowid
 
 
-def add_action(store: Store, row: Tuple[str, str, str, str]) -> int:
+def add_action(store: Store, row: tuple[str, str, str, str]) -> int:
     with store.transaction() as conn:
         cursor = conn.execute(
             "INSERT INTO actions (conversation_id, action_name, details, timestamp, received_at)"
@@ -307,8 +308,8 @@ def _loads(text: str) -> Any:
 
 
 def find(
-    store: Store, *, pk: Optional[int] = None, conversation_id: Optional[str] = None
-) -> Optional[Dict[str, Any]]:
+    store: Store, *, pk: int | None = None, conversation_id: str | None = None
+) -> dict[str, Any] | None:
     """A conversation with its messages and actions (oldest first), or ``None``."""
     where, key = ("id", pk) if pk is not None else ("conversation_id", conversation_id)
     rows = store.query(

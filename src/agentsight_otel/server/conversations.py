@@ -22,7 +22,8 @@ read side open as the others are):
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Dict, Final, List, Union
+from collections.abc import Awaitable
+from typing import Any, Callable, Final, Union
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -112,7 +113,7 @@ class _Api:
             return row
         mid = await run_in_threadpool(records.add_message, self.store, row)
         conversation_id, sender, content, _, timestamp = row
-        answer: Dict[str, Any] = {
+        answer: dict[str, Any] = {
             "id": mid,
             "conversation_id": conversation_id,
             "sender": sender,
@@ -149,7 +150,7 @@ class _Api:
         return answer
 
 
-def routes(store: Store, admit: Admit, authorize: Authorize) -> List[Route]:
+def routes(store: Store, admit: Admit, authorize: Authorize) -> list[Route]:
     """The routes above; ``admit``/``authorize`` are the receiver's own checks."""
     records.install(store)
     api = _Api(store, admit, authorize)

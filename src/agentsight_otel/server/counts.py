@@ -21,7 +21,8 @@ than retrying the same bytes.
 
 from __future__ import annotations
 
-from typing import Any, Final, Iterable, Union
+from collections.abc import Iterable
+from typing import Any, Final
 
 from agentsight_otel.server.limits import BodyTooLarge, parse_json
 
@@ -69,7 +70,7 @@ def check_containers(data: bytes, limit: int = MAX_JSON_CONTAINERS) -> None:
         )
 
 
-def parse_counted(data: Union[bytes, str]) -> Any:
+def parse_counted(data: bytes | str) -> Any:
     """:func:`~agentsight_otel.server.limits.parse_json` behind :func:`check_containers`."""
     check_containers(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
     return parse_json(data)

@@ -20,7 +20,8 @@ digests apart from any other hash of the same bytes.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 #: blake2b personalisation (at most 16 bytes): a domain of its own.
 _PERSON = b"agentsight-click"

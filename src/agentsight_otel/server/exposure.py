@@ -14,7 +14,7 @@ database, a spool or a socket.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 # One rule for "this machine only", the core's: the host a client connects to
 # and the address a server binds are judged alike.
@@ -27,7 +27,7 @@ class ExposureError(ValueError):
     """A server configuration that must not start; the message is one line naming the flag."""
 
 
-def non_empty_secret(value: Optional[str], name: str) -> Optional[str]:
+def non_empty_secret(value: str | None, name: str) -> str | None:
     """``value`` stripped, ``None`` if not given; an empty or blank one is an error naming ``name``.
 
     Stripped because a token read with ``$(cat file)`` or from a ``.env``
@@ -43,7 +43,7 @@ def non_empty_secret(value: Optional[str], name: str) -> Optional[str]:
     return stripped
 
 
-def bridge_token(flag_value: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
+def bridge_token(flag_value: str | None, environ: Mapping[str, str]) -> str | None:
     """The bridge's token: ``--token`` if given, else ``AGENTSIGHT_BRIDGE_TOKEN``; never empty."""
     if flag_value is not None:
         return non_empty_secret(flag_value, "--token")

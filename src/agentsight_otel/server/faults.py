@@ -38,9 +38,10 @@ from __future__ import annotations
 import math
 import random
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Dict, Final, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Final
 
 STALL: Final = "stall"
 STATUS_KINDS: Final = ("429", "500", "502", "503", "504")
@@ -61,11 +62,11 @@ class FaultSpecError(ValueError):
 class FaultRule:
     kind: str
     ratio: float = 1.0
-    retry_after: Optional[float] = None
-    seconds: Optional[float] = None
+    retry_after: float | None = None
+    seconds: float | None = None
     stored: bool = False
-    limit: Optional[int] = None
-    seed: Optional[int] = None
+    limit: int | None = None
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -108,8 +109,8 @@ class FaultRule:
             parts.append(f"seed={self.seed}")
         return ":".join(parts)
 
-    def as_json(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"kind": self.kind, "ratio": self.ratio}
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "ratio": self.ratio}
         if self.kind == "429":
             out["retry_after"] = self.effective_retry_after
         if self.kind == STALL:
@@ -131,7 +132,7 @@ class FaultRule:
         if not fields:
             raise FaultSpecError("empty fault spec")
         kind, rest = fields[0].lower(), fields[1:]
-        options: Dict[str, str] = {}
+        options: dict[str, str] = {}
         if rest and "=" not in rest[0]:
             options["ratio"] = rest.pop(0)
         for item in rest:
@@ -174,8 +175,8 @@ class FaultDecision:
     """What to do to one write request."""
 
     stall_seconds: float = 0.0
-    status: Optional[int] = None
-    retry_after: Optional[float] = None
+    status: int | None = None
+    retry_after: float | None = None
     #: Answer ``status`` only after the request has been processed and stored.
     after_store: bool = False
 
@@ -207,14 +208,14 @@ class FaultPlan:
 
     def __init__(self, rules: Iterable[FaultRule] = ()) -> None:
         self._lock = threading.Lock()
-        self._states: List[_RuleState] = [_RuleState(r) for r in rules]
+        self._states: list[_RuleState] = [_RuleState(r) for r in rules]
 
     @classmethod
     def from_specs(cls, specs: Sequence[str]) -> FaultPlan:
         return cls(FaultRule.from_spec(s) for s in specs)
 
     @property
-    def rules(self) -> List[FaultRule]:
+    def rules(self) -> list[FaultRule]:
         with self._lock:
             return [s.rule for s in self._states]
 
@@ -232,7 +233,7 @@ class FaultPlan:
     def clear(self) -> None:
         self.set_rules(())
 
-    def snapshot(self) -> List[Dict[str, Any]]:
+    def snapshot(self) -> list[dict[str, Any]]:
         """Rules with how many write requests each has seen and hit."""
         with self._lock:
             return [{**s.rule.as_json(), "seen": s.seen, "fired": s.fired} for s in self._states]
@@ -243,7 +244,7 @@ class FaultPlan:
             if not self._states:
                 return NO_FAULT
             stall = 0.0
-            chosen: Optional[FaultRule] = None
+            chosen: FaultRule | None = None
             for state in self._states:
                 if not state.wants_to_fire():
                     continue
@@ -264,7 +265,7 @@ class FaultPlan:
         )
 
 
-def parse_rules(data: Any) -> List[FaultRule]:
+def parse_rules(data: Any) -> list[FaultRule]:
     """Rules from a ``PUT /_control/faults`` body.
 
     ``{"rules": [...]}`` (or a bare list) whose items are spec strings or
@@ -312,11 +313,11 @@ def _float(value: Any, name: str) -> float:
         raise FaultSpecError(f"{name} must be a number, not {value!r}") from None
 
 
-def _opt_float(value: Any, name: str) -> Optional[float]:
+def _opt_float(value: Any, name: str) -> float | None:
     return None if value is None else _float(value, name)
 
 
-def _opt_int(value: Any, name: str) -> Optional[int]:
+def _opt_int(value: Any, name: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -327,7 +328,7 @@ def _opt_int(value: Any, name: str) -> Optional[int]:
         raise FaultSpecError(f"{name} must be an integer, not {value!r}") from None
 
 
-def _bool(value: Union[bool, int, str, Any]) -> bool:
+def _bool(value: bool | int | str | Any) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()

@@ -26,7 +26,8 @@ ranges, and cannot accept the connection's own address.
 from __future__ import annotations
 
 import ipaddress
-from typing import Dict, Final, FrozenSet, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
+from typing import Final
 
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -41,7 +42,7 @@ class HostSyntaxError(ValueError):
     """An ``allowed_hosts`` entry that is not a host name or address."""
 
 
-def host_name(value: str) -> Optional[str]:
+def host_name(value: str) -> str | None:
     """The host part of a ``Host`` header value, lower-cased; ``None`` if malformed.
 
     ``"[::1]:8400"`` -> ``"::1"``, ``"LocalHost.:80"`` -> ``"localhost"``.
@@ -79,12 +80,12 @@ def _normalise(entry: str) -> str:
     return "*." + name if wildcard else name
 
 
-def normalise_allowed_hosts(entries: Iterable[str]) -> Tuple[str, ...]:
+def normalise_allowed_hosts(entries: Iterable[str]) -> tuple[str, ...]:
     """Entries in the form the guard compares, or :class:`HostSyntaxError` naming the bad one."""
     return tuple(_normalise(entry) for entry in entries)
 
 
-def _is_loopback_or(name: str, own_address: Optional[str]) -> bool:
+def _is_loopback_or(name: str, own_address: str | None) -> bool:
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
@@ -106,13 +107,13 @@ class HostGuard:
         self.app = app
         entries = normalise_allowed_hosts(allowed_hosts)
         self.any_host = ANY_HOST in entries
-        self.names: FrozenSet[str] = frozenset(e for e in entries if not e.startswith("*"))
-        self.suffixes: Tuple[str, ...] = tuple(e[1:] for e in entries if e.startswith("*."))
+        self.names: frozenset[str] = frozenset(e for e in entries if not e.startswith("*"))
+        self.suffixes: tuple[str, ...] = tuple(e[1:] for e in entries if e.startswith("*."))
         #: Decisions by (Host value, local address): a server sees a handful of
         #: each, and parsing one costs more than the rest of the check.
-        self._verdicts: Dict[Tuple[bytes, Optional[str]], bool] = {}
+        self._verdicts: dict[tuple[bytes, str | None], bool] = {}
 
-    def allows(self, name: str, own_address: Optional[str] = None) -> bool:
+    def allows(self, name: str, own_address: str | None = None) -> bool:
         if name == "localhost" or name in self.names:
             return True
         if self.suffixes and name.endswith(self.suffixes):
@@ -123,7 +124,7 @@ class HostGuard:
         if self.any_host or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw: Optional[bytes] = None
+        raw: bytes | None = None
         for key, value in scope["headers"]:
             if key == b"host":
                 raw = value
@@ -156,7 +157,7 @@ class HostGuard:
 
 async def _refuse(send: Send, status: int, reason: str) -> None:
     body = (reason + "\n").encode("utf-8", "replace")
-    headers: List[Tuple[bytes, bytes]] = [
+    headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode("ascii")),
         (b"connection", b"close"),

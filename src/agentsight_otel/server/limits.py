@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import zlib
 from itertools import accumulate
-from typing import Any, Final, List, Optional, Union
+from typing import Any, Final
 
 import msgspec
 from starlette.requests import Request
@@ -72,7 +72,7 @@ class UnsupportedEncoding(BodyError):
 # --- Reading -------------------------------------------------------------
 
 
-def declared_length(request: Request) -> Optional[int]:
+def declared_length(request: Request) -> int | None:
     """``Content-Length`` as an int, ``None`` if absent; malformed is an error."""
     raw = request.headers.get("content-length")
     if raw is None:
@@ -100,7 +100,7 @@ async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
     declared = declared_length(request)
     if declared is not None and declared > max_bytes:
         raise BodyTooLarge(f"request body is {declared} bytes; the limit is {max_bytes}")
-    chunks: List[bytes] = []
+    chunks: list[bytes] = []
     received = 0
     async for chunk in request.stream():
         received += len(chunk)
@@ -125,7 +125,7 @@ def gunzip(body: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     """
     if not body:
         raise MalformedBody("empty gzip body")
-    parts: List[bytes] = []
+    parts: list[bytes] = []
     produced = 0
     data = body
     members = 0
@@ -154,9 +154,7 @@ def gunzip(body: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def decompress(
-    body: bytes, encoding: Optional[str], max_bytes: int = MAX_DECOMPRESSED_BYTES
-) -> bytes:
+def decompress(body: bytes, encoding: str | None, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     """``body`` decoded per its ``Content-Encoding`` header value.
 
     ``gzip`` (and its old alias ``x-gzip``) and ``identity``/absent are
@@ -233,7 +231,7 @@ def json_depth_exceeds(data: bytes, max_depth: int = MAX_JSON_DEPTH) -> bool:
     return max(accumulate(steps), default=0) > max_depth
 
 
-def parse_json(data: Union[bytes, str], max_depth: int = MAX_JSON_DEPTH) -> Any:
+def parse_json(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse UTF-8 JSON, refusing nesting deeper than ``max_depth``.
 
     Raises :class:`MalformedBody` for anything that is not strict JSON
@@ -300,7 +298,7 @@ def _holds_int_beyond_64_bits(value: Any) -> bool:
     return False
 
 
-def strict_loads(text: str, raw: Optional[bytes] = None) -> Any:
+def strict_loads(text: str, raw: bytes | None = None) -> Any:
     """Strict JSON: no NaN/Infinity, no lone surrogates, no number beyond 64 bits.
 
     msgspec refuses the first two (and numbers that overflow a float) while

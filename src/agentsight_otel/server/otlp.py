@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -195,9 +195,9 @@ def click_attribute(value: AnyValue) -> Any:
     raise InvalidClick(f"attribute of type {which or 'empty'} is not click data")
 
 
-def _click_attributes(key_values: Any) -> Dict[str, Any]:
+def _click_attributes(key_values: Any) -> dict[str, Any]:
     """``click_attribute`` over an event's attributes, strings inlined (most are)."""
-    attributes: Dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
     for kv in key_values:
         value = kv.value
         if value.WhichOneof("value") == "string_value":
@@ -209,7 +209,7 @@ def _click_attributes(key_values: Any) -> Dict[str, Any]:
 
 def records_from_request(
     request: ExportTraceServiceRequest,
-) -> Tuple[List[ClickRecord], int, List[str]]:
+) -> tuple[list[ClickRecord], int, list[str]]:
     """Click records from an OTLP request; also (rejected span count, reasons).
 
     A span is rejected (counted once) when any of its click events is
@@ -219,11 +219,11 @@ def records_from_request(
     another language) gets one derived from the event (derived_ids.py), so a
     resent request is still stored once.
     """
-    records: List[ClickRecord] = []
+    records: list[ClickRecord] = []
     rejected_spans = 0
-    reasons: List[str] = []
+    reasons: list[str] = []
     for resource_spans in request.resource_spans:
-        resource: Dict[str, Any] | None = None
+        resource: dict[str, Any] | None = None
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 bad = False

@@ -29,7 +29,7 @@ OTLP rather than decoded.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Final, List, Tuple
+from typing import Any, Final
 
 #: Spans per request. The shipped Collector config sends at most 5,000 per
 #: request and the Collector's batch processor 8,192 by default.
@@ -83,7 +83,7 @@ def _len_tag(field: int) -> int:
 
 
 #: kind -> {length-delimited tag: child kind}.
-_CHILDREN: Dict[int, Dict[int, int]] = {
+_CHILDREN: dict[int, dict[int, int]] = {
     _REQUEST: {_len_tag(1): _RESOURCE_SPANS},
     _RESOURCE_SPANS: {_len_tag(1): _RESOURCE, _len_tag(2): _SCOPE_SPANS},
     _RESOURCE: {_len_tag(1): _KEY_VALUE},
@@ -126,7 +126,7 @@ def _counted(counts: Counts, kind: int, parent: int) -> None:
             raise _limit("resource and scope groups", MAX_GROUPS)
 
 
-def _varint(buf: bytes, pos: int) -> Tuple[int, int]:
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     """A varint at ``pos``: (value, position after it); (-1, pos) if cut off."""
     value = shift = 0
     end = len(buf)
@@ -271,10 +271,10 @@ def bound_json(body: bytes) -> int:
     return containers
 
 
-def _items(node: Any, *keys: str) -> List[Any]:
+def _items(node: Any, *keys: str) -> list[Any]:
     """The list under either spelling of a field in an OTLP/JSON object (the
     decoder takes both); anything else is the decoder's to refuse."""
-    found: List[Any] = []
+    found: list[Any] = []
     if isinstance(node, dict):
         for key in keys:
             value = node.get(key)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import Dict, List, NamedTuple, Optional
+from typing import NamedTuple
 
 from agentsight_otel.server.store import ButtonGroup, Click, ConversationSummary
 
 
 class ConversationView(NamedTuple):
     summary: ConversationSummary
-    groups: List[ButtonGroup]
+    groups: list[ButtonGroup]
     #: button_event -> total clicks, to say how many were left off.
-    group_sizes: Dict[str, int]
+    group_sizes: dict[str, int]
 
 
 _CSS = """
@@ -102,10 +102,10 @@ def _conversation(view: ConversationView) -> str:
 
 
 def render_page(
-    conversations: List[ConversationView],
+    conversations: list[ConversationView],
     total_clicks: int,
     total_conversations: int,
-    refresh_seconds: Optional[int] = None,
+    refresh_seconds: int | None = None,
 ) -> str:
     """The whole page; ``conversations`` already cut to what should be shown."""
     refresh = (

@@ -6,7 +6,7 @@ interface only on a network you trust).
 
 from __future__ import annotations
 
-from typing import Final, List, Optional
+from typing import Final
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -91,12 +91,12 @@ class ReadRoutes:
         return HTMLResponse(html)
 
     def _render(
-        self, n_conversations: Optional[int], n_clicks: Optional[int], refresh: Optional[int]
+        self, n_conversations: int | None, n_clicks: int | None, refresh: int | None
     ) -> str:
         # LIMIT in SQL: a soak database holds a million clicks in thousands of
         # conversations, and the page shows a few of them.
         shown = self.store.list_conversations(n_conversations)
-        views: List[ConversationView] = []
+        views: list[ConversationView] = []
         for summary in shown:
             groups = self.store.conversation_buttons(summary.conversation_id, n_clicks)
             if groups is None:  # deleted between the two reads; nothing to show
@@ -108,8 +108,8 @@ class ReadRoutes:
 
 
 def _int_param(
-    request: Request, name: str, default: Optional[int], maximum: Optional[int] = None
-) -> Optional[int]:
+    request: Request, name: str, default: int | None, maximum: int | None = None
+) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default

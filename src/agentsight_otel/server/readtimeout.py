@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Final, Optional, Type
+from typing import Final
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -67,15 +67,15 @@ class ReadTimeoutH11Protocol(H11Protocol):
 
     read_timeout: float = DEFAULT_READ_TIMEOUT
 
-    _read_timer: Optional[asyncio.TimerHandle] = None
-    _phase: Optional[str] = None
+    _read_timer: asyncio.TimerHandle | None = None
+    _phase: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         # uvicorn arms nothing until the first byte: a silent connection would stay.
         self._arm(_HEADERS)
 
-    def connection_lost(self, exc: Optional[Exception]) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
@@ -137,7 +137,7 @@ class ReadTimeoutH11Protocol(H11Protocol):
             cycle.disconnected = True
             cycle.message_event.set()
         self.transport.close()
-        client = "%s:%d" % self.client if self.client else "unknown client"
+        client = "{}:{}".format(*self.client) if self.client else "unknown client"
         logger.info(
             "closed the connection from %s: request %s not complete within %g s%s",
             printable(client),
@@ -163,7 +163,7 @@ class ReadTimeoutH11Protocol(H11Protocol):
         return True
 
 
-def protocol_class(read_timeout: float = DEFAULT_READ_TIMEOUT) -> Type[ReadTimeoutH11Protocol]:
+def protocol_class(read_timeout: float = DEFAULT_READ_TIMEOUT) -> type[ReadTimeoutH11Protocol]:
     """The protocol class to pass as ``uvicorn.Config(http=...)`` for ``read_timeout``."""
     seconds = check_read_timeout(read_timeout)
 

@@ -49,9 +49,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Final, Optional, Sequence, Union
+from typing import Any, Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -116,8 +117,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(
     store: Store,
-    api_key: Optional[str],
-    faults: Optional[FaultPlan] = None,
+    api_key: str | None,
+    faults: FaultPlan | None = None,
     *,
     allowed_hosts: Sequence[str] = (),
 ) -> Starlette:
@@ -173,11 +174,11 @@ class ReceiverHandle:
     url: str
     store: Store
     faults: FaultPlan
-    api_key: Optional[str]
+    api_key: str | None
     thread: ServerThread
     app: Starlette
 
-    def headers(self, key: Optional[str] = None) -> Dict[str, str]:
+    def headers(self, key: str | None = None) -> dict[str, str]:
         """``Authorization`` for this receiver (its own key, else a placeholder)."""
         return {"Authorization": f"Api-Key {key or self.api_key or 'dev'}"}
 
@@ -194,9 +195,9 @@ class ReceiverHandle:
 
 
 def running_receiver(
-    db_path: Union[str, Path],
-    api_key: Optional[str] = None,
-    faults: Optional[FaultPlan] = None,
+    db_path: str | Path,
+    api_key: str | None = None,
+    faults: FaultPlan | None = None,
     *,
     host: str = DEFAULT_HOST,
     port: int = 0,
@@ -231,7 +232,7 @@ def serve_from_args(args: Any) -> int:
     port_arg = getattr(args, "port", None)
     port: int = DEFAULT_PORT if port_arg is None else int(port_arg)
     db_path = Path(getattr(args, "db", None) or default_db_path())
-    api_key: Optional[str] = getattr(args, "api_key", None) or None
+    api_key: str | None = getattr(args, "api_key", None) or None
     specs: Sequence[str] = getattr(args, "fault", None) or []
 
     def err(text: str) -> None:

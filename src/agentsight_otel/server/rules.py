@@ -7,7 +7,7 @@ with, so a client's error handling can be tried here first.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Final, List, Optional
+from typing import Any, Final
 
 import msgspec
 
@@ -42,13 +42,13 @@ _ZERO_TRACE: Final = "0" * 32
 _INT_MIN: Final = -(2**63)
 _UINT_MAX: Final = 2**64 - 1
 
-Errors = Dict[str, List[str]]
+Errors = dict[str, list[str]]
 
 
 class ValidationFailed(Exception):
     """Invalid input; ``body`` is the JSON to answer with (status 400)."""
 
-    def __init__(self, body: Dict[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(body.get("detail", "invalid request"))
         self.body = body
 
@@ -62,7 +62,7 @@ def add_error(errors: Errors, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
 
 
-def string_error(value: Any) -> Optional[str]:
+def string_error(value: Any) -> str | None:
     """Why ``value`` is not a required non-blank string, or ``None`` if it is.
 
     Pass ``mapping.get(name, MISSING)`` to tell an absent field from a null.
@@ -78,7 +78,7 @@ def string_error(value: Any) -> Optional[str]:
     return None
 
 
-def hex_id_error(value: Any, length: int) -> Optional[str]:
+def hex_id_error(value: Any, length: int) -> str | None:
     """W3C ids: lowercase hex of a fixed length, and not all zeros (invalid)."""
     if (
         isinstance(value, str)
@@ -90,7 +90,7 @@ def hex_id_error(value: Any, length: int) -> Optional[str]:
     return f"Must be {length} lowercase hex characters, not all zero."
 
 
-def carrier(attributes: Dict[str, Any], parent: Any, span_id: Any) -> Any:
+def carrier(attributes: dict[str, Any], parent: Any, span_id: Any) -> Any:
     """The application span that carried a click: agentsight-otel sends it as
     an attribute (its ``parent_span_id`` is null); other clients as the parent."""
     found = attributes.get(semconv.INGEST_PARENT_SPAN_ID)
@@ -99,7 +99,7 @@ def carrier(attributes: Dict[str, Any], parent: Any, span_id: Any) -> Any:
     return parent if parent is not None else span_id
 
 
-def json_value_problem(value: Any, depth: int, max_depth: int = MAX_JSON_DEPTH) -> Optional[str]:
+def json_value_problem(value: Any, depth: int, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """Why a decoded JSON value breaks the body rules, or ``None``.
 
     ``depth`` is the nesting level ``value`` sits at (a top-level object is
@@ -126,10 +126,10 @@ def json_value_problem(value: Any, depth: int, max_depth: int = MAX_JSON_DEPTH) 
 
 #: Metadata strings: a JSON object, decoded at C speed; the depth and integer
 #: rules are checked on the (small) result.
-_OBJECT_DECODER: Final = msgspec.json.Decoder(Dict[str, Any])
+_OBJECT_DECODER: Final = msgspec.json.Decoder(dict[str, Any])
 
 
-def metadata_string_error(raw: Any) -> Optional[str]:
+def metadata_string_error(raw: Any) -> str | None:
     """Ingest metadata is an object serialized to a JSON string (span attributes are flat).
 
     As strict as the body parser (no NaN or 1e999, no lone surrogates, no

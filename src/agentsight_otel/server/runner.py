@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from types import FrameType
-from typing import Any, Dict, Final, Optional
+from typing import Any, Final
 
 import uvicorn
 from starlette.applications import Starlette
@@ -51,7 +51,7 @@ def uvicorn_config(
     app: Starlette,
     log_level: str,
     access_log: bool,
-    read_timeout: Optional[float] = None,
+    read_timeout: float | None = None,
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -118,17 +118,17 @@ class _Stopped(Exception):
     """Raised by our signal handlers once uvicorn has finished shutting down."""
 
 
-def _raise_stopped(signum: int, frame: Optional[FrameType]) -> None:
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise _Stopped(signum)
 
 
-def _install_stop_handlers() -> Dict[int, Any]:
+def _install_stop_handlers() -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}  # only the main thread may set handlers; uvicorn skips them too
     return {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _restore_handlers(previous: Dict[int, Any]) -> None:
+def _restore_handlers(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
 
@@ -137,7 +137,7 @@ def run_until_stopped(
     app: Starlette,
     sock: socket.socket,
     access_log: bool = True,
-    read_timeout: Optional[float] = None,
+    read_timeout: float | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until Ctrl-C or SIGTERM, then return normally.
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Final, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Final
 
 from agentsight_otel.private_files import create_private_file, make_private_dirs
 from agentsight_otel.server.click_rows import (
@@ -110,7 +111,7 @@ class Store:
     (:mod:`~agentsight_otel.private_files`): clicks are user data.
     """
 
-    def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser().absolute()
         make_private_dirs(self.path.parent)
         create_private_file(self.path)
@@ -151,7 +152,7 @@ class Store:
     # -- writing ---------------------------------------------------------
 
     def insert_clicks(
-        self, rows: Sequence[ClickRow], source: str, received_at: Optional[str] = None
+        self, rows: Sequence[ClickRow], source: str, received_at: str | None = None
     ) -> InsertResult:
         """Insert ``rows`` in one transaction; rows whose click id exists are skipped.
 
@@ -192,7 +193,7 @@ class Store:
 
     # -- reading ---------------------------------------------------------
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> List[Any]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of a read-only query on a connection of its own (never waits for the writer)."""
         return self._query(sql, params)
 
@@ -201,14 +202,14 @@ class Store:
         conn.execute("PRAGMA busy_timeout=5000")
         return conn
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> List[Any]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         conn = self._read()
         try:
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
 
-    def totals(self) -> Tuple[int, int]:
+    def totals(self) -> tuple[int, int]:
         """(clicks, conversations) stored, counted by SQLite."""
         clicks, conversations = self._query(
             "SELECT count(*), count(DISTINCT conversation_id) FROM clicks"
@@ -219,11 +220,11 @@ class Store:
         (count,) = self._query("SELECT count(*) FROM clicks")[0]
         return int(count)
 
-    def click_ids(self) -> List[str]:
+    def click_ids(self) -> list[str]:
         """Every stored click id, sorted (for tests and soak checks)."""
         return [row[0] for row in self._query("SELECT click_id FROM clicks ORDER BY click_id")]
 
-    def list_conversations(self, limit: Optional[int] = None) -> List[ConversationSummary]:
+    def list_conversations(self, limit: int | None = None) -> list[ConversationSummary]:
         """Conversations with at least one click, most recently clicked first."""
         # SQLite fills the bare `timestamp` column from the row that holds
         # max(ts_us), so this is the newest click's timestamp as received.
@@ -231,7 +232,7 @@ class Store:
             "SELECT conversation_id, count(*), max(ts_us) AS newest, timestamp FROM clicks"
             " GROUP BY conversation_id ORDER BY newest DESC, conversation_id"
         )
-        params: List[Any] = []
+        params: list[Any] = []
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -241,8 +242,8 @@ class Store:
         ]
 
     def conversation_buttons(
-        self, conversation_id: str, per_event_limit: Optional[int] = None
-    ) -> Optional[List[ButtonGroup]]:
+        self, conversation_id: str, per_event_limit: int | None = None
+    ) -> list[ButtonGroup] | None:
         """Clicks of a conversation grouped by ``button_event``; ``None`` if unknown.
 
         Clicks are newest first within a group (ties: the later-received
@@ -273,7 +274,7 @@ class Store:
             )
         if not rows:
             return None
-        groups: Dict[str, ButtonGroup] = {}
+        groups: dict[str, ButtonGroup] = {}
         for row in rows:
             group = groups.get(row[2])
             if group is None:
@@ -283,7 +284,7 @@ class Store:
             group.clicks.append(click_from_row(row))
         return list(groups.values())
 
-    def group_sizes(self, conversation_id: str) -> Dict[str, int]:
+    def group_sizes(self, conversation_id: str) -> dict[str, int]:
         """``button_event`` -> number of clicks, for "and N more" notes."""
         rows = self._query(
             "SELECT button_event, count(*) FROM clicks WHERE conversation_id = ?"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Dict, Final
+from typing import Any, Final
 
 from agentsight_otel import semconv
 from agentsight_otel.server.ingest import (
@@ -107,7 +107,7 @@ def buttons_click(body: Any) -> NewClick:
     metadata = body.get("metadata")
     if metadata is None:
         metadata = {}
-    correlation: Dict[str, Any] = {}
+    correlation: dict[str, Any] = {}
     if not isinstance(metadata, dict):
         add_error(errors, "metadata", f"Expected an object, got {kind_name(metadata)}.")
     elif semconv.BUTTONS_CORRELATION_KEY in metadata:
@@ -141,7 +141,7 @@ def buttons_click(body: Any) -> NewClick:
     )
 
 
-def _check_correlation(correlation: Dict[str, Any], field: str, errors: Errors) -> None:
+def _check_correlation(correlation: dict[str, Any], field: str, errors: Errors) -> None:
     if "click_id" in correlation and (problem := string_error(correlation["click_id"])):
         add_error(errors, f"{field}.click_id", problem)
     for name, length in (("trace_id", 32), ("span_id", 16)):

@@ -14,7 +14,7 @@ import asyncio
 import hmac
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Final, Optional, TypeVar, Union
+from typing import Any, Callable, Final, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -51,9 +51,7 @@ _STATUS_TEXT: Final = {
 }
 
 
-def error_response(
-    status: int, detail: str, headers: Optional[Dict[str, str]] = None
-) -> JSONResponse:
+def error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The ``{"detail": ...}`` answer every refusal uses."""
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
@@ -61,7 +59,7 @@ def error_response(
 class WriteRoutes:
     """The write endpoints, closed over one store, key and fault plan."""
 
-    def __init__(self, store: Store, api_key: Optional[str], faults: FaultPlan) -> None:
+    def __init__(self, store: Store, api_key: str | None, faults: FaultPlan) -> None:
         self.store = store
         # Bytes, because compare_digest refuses non-ASCII str.
         self._key = api_key.encode("utf-8") if api_key else None
@@ -80,7 +78,7 @@ class WriteRoutes:
 
     # -- auth ------------------------------------------------------------
 
-    def _auth_problem(self, request: Request) -> Optional[str]:
+    def _auth_problem(self, request: Request) -> str | None:
         """Why the request is not authenticated, or ``None`` if it is."""
         header = request.headers.get("authorization")
         if not header:
@@ -97,7 +95,7 @@ class WriteRoutes:
             return "Invalid API key."
         return None
 
-    def unauthorized(self, request: Request) -> Optional[Response]:
+    def unauthorized(self, request: Request) -> Response | None:
         problem = self._auth_problem(request)
         if problem is None:
             return None
@@ -106,21 +104,21 @@ class WriteRoutes:
     # -- body ------------------------------------------------------------
 
     @staticmethod
-    def _media_type_problem(request: Request) -> Optional[Response]:
+    def _media_type_problem(request: Request) -> Response | None:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
             shown = media_type or "(none)"
             return error_response(415, f"Unsupported media type {shown}; send application/json.")
         return None
 
-    async def admit_json(self, request: Request) -> Union[bytes, Response]:
+    async def admit_json(self, request: Request) -> bytes | Response:
         """A write request's raw JSON body once authenticated (401), or the refusal."""
         refused = self.unauthorized(request) or self._media_type_problem(request)
         if refused:
             return refused
         return await self._read(request)
 
-    async def _read(self, request: Request) -> Union[bytes, Response]:
+    async def _read(self, request: Request) -> bytes | Response:
         try:
             return await limits.read_body(request, limits.MAX_BODY_BYTES)
         except limits.BodyError as exc:
@@ -129,7 +127,7 @@ class WriteRoutes:
             # Nobody is listening; the status only shows in the access log.
             return Response(status_code=400)
 
-    async def _apply_faults(self, decision: FaultDecision) -> Optional[Response]:
+    async def _apply_faults(self, decision: FaultDecision) -> Response | None:
         """Stall if asked; the injected error if it must answer before processing."""
         if decision.stall_seconds:
             await asyncio.sleep(decision.stall_seconds)
@@ -176,7 +174,7 @@ class WriteRoutes:
             return self._fault_response(decision)
         return JSONResponse(answer, status_code=201)
 
-    def _buttons_sync(self, raw: bytes) -> Dict[str, Any]:
+    def _buttons_sync(self, raw: bytes) -> dict[str, Any]:
         body = counts.parse_counted(raw)
         row = buttons_click(body)
         result = self.store.insert_clicks([row], SOURCE_BUTTONS)
@@ -217,7 +215,7 @@ class WriteRoutes:
             return self._fault_response(decision)
         return JSONResponse(answer, status_code=200)
 
-    def _ingest_sync(self, raw: bytes, encoding: Optional[str]) -> Dict[str, Any]:
+    def _ingest_sync(self, raw: bytes, encoding: str | None) -> dict[str, Any]:
         data = limits.decompress(raw, encoding, limits.MAX_DECOMPRESSED_BYTES)
         batch = read_ingest(data)
         result = self.store.insert_clicks(batch.clicks, SOURCE_INGEST)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+from typing import Any
 
 from agentsight_otel.semconv import BUTTONS_CORRELATION_KEY
 from agentsight_otel.wire.records import ClickRecord
@@ -13,7 +13,7 @@ from agentsight_otel.wire.timestamps import delivery_timestamp
 _strict_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def buttons_body(record: ClickRecord) -> Dict[str, Any]:
+def buttons_body(record: ClickRecord) -> dict[str, Any]:
     """A ``POST /api/buttons/`` body: exactly the documented fields.
 
     The contract has no field for trace correlation, so it travels inside

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -69,7 +70,7 @@ def metadata_json(metadata: Mapping[str, Any]) -> str:
     return to_json(metadata)
 
 
-def otel_block(resource: Mapping[str, Any]) -> Dict[str, Any]:
+def otel_block(resource: Mapping[str, Any]) -> dict[str, Any]:
     """The ``otel`` part of an ingest span: the same for every click of one
     application (resource), so :func:`encode_ingest` writes it once per batch."""
     return {
@@ -100,13 +101,13 @@ def otel_block(resource: Mapping[str, Any]) -> Dict[str, Any]:
 
 class _IngestAttributes(msgspec.Struct, gc=False):
     conversation_id: str = msgspec.field(name=INGEST_CONVERSATION_ID)
-    environment: Union[str, msgspec.UnsetType] = msgspec.field(name=CONVERSATION_ENVIRONMENT)
+    environment: str | msgspec.UnsetType = msgspec.field(name=CONVERSATION_ENVIRONMENT)
     span_kind: str = msgspec.field(name=INGEST_SPAN_KIND)
     entity_name: str = msgspec.field(name=ENTITY_NAME)
     button_event: str = msgspec.field(name=INGEST_BUTTON_EVENT)
     button_label: str = msgspec.field(name=INGEST_BUTTON_LABEL)
     button_value: str = msgspec.field(name=INGEST_BUTTON_VALUE)
-    metadata: Union[str, msgspec.UnsetType] = msgspec.field(name=INGEST_METADATA)
+    metadata: str | msgspec.UnsetType = msgspec.field(name=INGEST_METADATA)
     click_id: str = msgspec.field(name=INGEST_CLICK_ID)
     parent_span_id: str = msgspec.field(name=INGEST_PARENT_SPAN_ID)
 
@@ -122,35 +123,35 @@ class _IngestSpan(msgspec.Struct, gc=False):
     duration_ms: float
     status: str
     attributes: _IngestAttributes
-    events: List[Any]
+    events: list[Any]
     otel: msgspec.Raw  # otel_block, encoded once per resource and batch
 
 
 class _IngestBlock(msgspec.Struct, gc=False):
     conversation_id: str
-    spans: List[_IngestSpan]
-    environment: Union[str, msgspec.UnsetType]
+    spans: list[_IngestSpan]
+    environment: str | msgspec.UnsetType
 
 
 class _IngestBody(msgspec.Struct, gc=False):
-    sdk: Dict[str, str]
-    conversations: List[_IngestBlock]
+    sdk: dict[str, str]
+    conversations: list[_IngestBlock]
 
 
 _ingest_encoder = msgspec.json.Encoder()
-_NO_EVENTS: List[Any] = []  # shared: msgspec only reads it
+_NO_EVENTS: list[Any] = []  # shared: msgspec only reads it
 
 
-def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = None) -> bytes:
+def encode_ingest(records: Sequence[ClickRecord], environment: str | None = None) -> bytes:
     """The ingest body for ``records``: one block per conversation, spans by time.
 
     Every value in it is a validated string or number, except the resource,
     which :func:`_json_resource` checks.
     """
-    env: Union[str, msgspec.UnsetType] = environment if environment else msgspec.UNSET
+    env: str | msgspec.UnsetType = environment if environment else msgspec.UNSET
     unset = msgspec.UNSET
-    otel_by_resource: Dict[int, msgspec.Raw] = {}
-    blocks: Dict[str, _IngestBlock] = {}
+    otel_by_resource: dict[int, msgspec.Raw] = {}
+    blocks: dict[str, _IngestBlock] = {}
     new_attributes = _IngestAttributes
     new_span = _IngestSpan
     for record in sorted(records, key=lambda r: r.timestamp_ns):
@@ -167,7 +168,7 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
             resource,
             metadata_text,
         ) = record
-        text: Union[str, msgspec.UnsetType] = unset  # 0.1.4 omits empty metadata
+        text: str | msgspec.UnsetType = unset  # 0.1.4 omits empty metadata
         if metadata:
             text = metadata_text if metadata_text is not None else metadata_json(metadata)
         otel = otel_by_resource.get(id(resource))
@@ -210,7 +211,7 @@ def encode_ingest(records: Sequence[ClickRecord], environment: Optional[str] = N
     return _ingest_encoder.encode(body)
 
 
-def _json_resource(resource: Mapping[str, Any]) -> Dict[str, Any]:
+def _json_resource(resource: Mapping[str, Any]) -> dict[str, Any]:
     """The resource attributes, or ``{}`` if strict JSON cannot carry them: a
     click is not held back for its resource. Checked once per resource and
     batch, so the body's encoding cannot fail on it."""

@@ -9,7 +9,8 @@ either path. Nothing here does I/O or keeps state.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from agentsight_otel.errors import InvalidButtonError
 from agentsight_otel.semconv import (
@@ -47,7 +48,7 @@ class ClickRecord(NamedTuple):
     label: str
     value: str
     conversation_id: str
-    metadata: Dict[str, Any]
+    metadata: dict[str, Any]
     timestamp_ns: int
     trace_id: str  # 32 hex: the trace the click happened in
     span_id: str  # 16 hex: the span that carried the click event
@@ -55,7 +56,7 @@ class ClickRecord(NamedTuple):
     #: ``metadata`` as the ingest API carries it (``json.dumps`` text), when
     #: reading the click already wrote it; None (older spool rows) -> written
     #: again when needed.
-    metadata_text: Optional[str] = None
+    metadata_text: str | None = None
 
     @property
     def timestamp(self) -> str:

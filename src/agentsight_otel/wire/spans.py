@@ -19,7 +19,8 @@ encoding; it errs high for small clicks rather than low.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from agentsight_otel._sdk import event_attributes, finished_events
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
@@ -27,7 +28,7 @@ from agentsight_otel.wire.records import ClickRecord, InvalidClick, record_from_
 
 #: The clicks of one span: [(attributes, timestamp_ns), ...], its SpanContext,
 #: and its Resource.
-CompactSpan = Tuple[List[Tuple[Mapping[str, Any], int]], Any, Any]
+CompactSpan = tuple[list[tuple[Mapping[str, Any], int]], Any, Any]
 
 #: Bytes a queued click keeps alive besides its strings' characters: the
 #: attribute dict (eight to a dozen entries), the string objects' headers,
@@ -40,7 +41,7 @@ ATTRIBUTE_OVERHEAD = 48
 SPAN_OVERHEAD = 128
 
 
-def _tuple_bytes(value: Tuple[Any, ...]) -> int:
+def _tuple_bytes(value: tuple[Any, ...]) -> int:
     """A tuple attribute (the metadata paths of nulls and empty objects)."""
     size = ATTRIBUTE_OVERHEAD * len(value)
     for part in value:
@@ -49,7 +50,7 @@ def _tuple_bytes(value: Tuple[Any, ...]) -> int:
     return size
 
 
-def compact(span: Any) -> Optional[Tuple[CompactSpan, int, int]]:
+def compact(span: Any) -> tuple[CompactSpan, int, int] | None:
     """``(compact span, clicks, estimated bytes)`` for a finished span, or
     None when it carries no click. Runs in ``on_end`` on the application's
     thread for every span that ends: most have no events and cost a truth test.
@@ -57,7 +58,7 @@ def compact(span: Any) -> Optional[Tuple[CompactSpan, int, int]]:
     events = finished_events(span)
     if not events:
         return None
-    clicks: List[Tuple[Mapping[str, Any], int]] = []
+    clicks: list[tuple[Mapping[str, Any], int]] = []
     size = SPAN_OVERHEAD
     for event in events:
         if event.name != BUTTON_CLICK_EVENT:
@@ -85,17 +86,17 @@ def count_clicks(span: Any) -> int:
     return [event.name for event in events].count(BUTTON_CLICK_EVENT)
 
 
-def records_from_compact(items: Sequence[CompactSpan]) -> Tuple[List[ClickRecord], List[str]]:
+def records_from_compact(items: Sequence[CompactSpan]) -> tuple[list[ClickRecord], list[str]]:
     """Click records from compact spans, and why any were rejected."""
-    records: List[ClickRecord] = []
-    rejected: List[str] = []
-    resources: Dict[int, Mapping[str, Any]] = {}
+    records: list[ClickRecord] = []
+    rejected: list[str] = []
+    resources: dict[int, Mapping[str, Any]] = {}
     for clicks, context, resource in items:
         known = resources.get(id(resource))
         if known is None:
             known = resources[id(resource)] = dict(resource.attributes)
-        trace_id = "%032x" % context.trace_id
-        span_id = "%016x" % context.span_id
+        trace_id = f"{context.trace_id:032x}"
+        span_id = f"{context.span_id:016x}"
         for attributes, timestamp in clicks:
             try:
                 records.append(record_from_event(attributes, timestamp, trace_id, span_id, known))
@@ -104,14 +105,14 @@ def records_from_compact(items: Sequence[CompactSpan]) -> Tuple[List[ClickRecord
     return records, rejected
 
 
-def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[str]]:
+def records_from_spans(spans: Iterable[Any]) -> tuple[list[ClickRecord], list[str]]:
     """Click records from SDK ``ReadableSpan`` objects, and why any were rejected.
 
     Spans without events cost one attribute read and a truth test.
     """
-    records: List[ClickRecord] = []
-    rejected: List[str] = []
-    resources: Dict[int, Mapping[str, Any]] = {}
+    records: list[ClickRecord] = []
+    rejected: list[str] = []
+    resources: dict[int, Mapping[str, Any]] = {}
     for span in spans:
         events = finished_events(span)
         if not events:
@@ -128,8 +129,8 @@ def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[st
                 if known is None:
                     known = resources[id(span.resource)] = dict(span.resource.attributes)
                 resource = known
-                trace_id = "%032x" % context.trace_id
-                span_id = "%016x" % context.span_id
+                trace_id = f"{context.trace_id:032x}"
+                span_id = f"{context.span_id:016x}"
             try:
                 records.append(
                     record_from_event(
@@ -142,12 +143,12 @@ def records_from_spans(spans: Iterable[Any]) -> Tuple[List[ClickRecord], List[st
 
 
 def records_from_items(
-    items: Sequence[Tuple[Any, int, int]],
-) -> Tuple[List[ClickRecord], List[str]]:
+    items: Sequence[tuple[Any, int, int]],
+) -> tuple[list[ClickRecord], list[str]]:
     """Click records from the exporter's queue items (compact spans, or lists
     of records already read), and why any were rejected."""
-    records: List[ClickRecord] = []
-    spans: List[CompactSpan] = []
+    records: list[ClickRecord] = []
+    spans: list[CompactSpan] = []
     for item, _, _ in items:
         if isinstance(item, list):
             records.extend(item)

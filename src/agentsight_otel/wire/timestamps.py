@@ -12,7 +12,7 @@ the date (most of the cost) would move back onto the application's thread.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, List
+from typing import Any, Callable
 
 
 def second_template(seconds: int) -> str:
@@ -31,7 +31,7 @@ def cached_formatter() -> Callable[[int], str]:
     that finds another second there formats its own and leaves it for the
     next caller.
     """
-    cached: List[Any] = [None, ""]  # [unix second, its second_template]
+    cached: list[Any] = [None, ""]  # [unix second, its second_template]
 
     def iso(unix_nanos: int) -> str:
         seconds, nanos = divmod(unix_nanos, 1_000_000_000)

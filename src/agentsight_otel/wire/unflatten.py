@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from agentsight_otel.errors import shown
 from agentsight_otel.semconv import INT64_MAX as _INT64_MAX
@@ -30,13 +31,13 @@ from agentsight_otel.semconv import has_path_syntax as _has_path_syntax
 #: count stays true across threads; reads take no lock.
 _cache_lock = threading.Lock()
 
-_Segment = Tuple[bool, Any]  # (is_index, key or index)
+_Segment = tuple[bool, Any]  # (is_index, key or index)
 
 
-def parse_path(path: str) -> List[_Segment]:
+def parse_path(path: str) -> list[_Segment]:
     """Split an escaped path back into dict keys and list indices."""
-    segments: List[_Segment] = []
-    key: List[str] = []
+    segments: list[_Segment] = []
+    key: list[str] = []
     in_key = True  # a key segment is open (possibly empty)
     i = 0
     n = len(path)
@@ -68,11 +69,11 @@ def parse_path(path: str) -> List[_Segment]:
     return segments
 
 
-def _place(root: Dict[str, Any], path: str, value: Any) -> None:
+def _place(root: dict[str, Any], path: str, value: Any) -> None:
     segments = parse_path(path)
     if len(segments) > MAX_DEPTH:
         raise ValueError(f"metadata path {shown(path)} is nested deeper than {MAX_DEPTH} levels")
-    node: Dict[Any, Any] = root
+    node: dict[Any, Any] = root
     for position, (is_index, key) in enumerate(segments):
         if is_index != isinstance(node, _IndexMap):
             raise ValueError(f"metadata path {shown(path)} mixes list and object at one level")
@@ -104,9 +105,9 @@ def _finish(value: Any) -> Any:
     return value
 
 
-def _unflatten_flat(attributes: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+def _unflatten_flat(attributes: Mapping[str, Any]) -> dict[str, Any] | None:
     """Fast path: one level of plain keys (what ``flatten_flat`` writes), else None."""
-    root: Dict[str, Any] = {}
+    root: dict[str, Any] = {}
     prefix = METADATA_PREFIX
     for key, value in attributes.items():
         if key.startswith(prefix):
@@ -134,12 +135,12 @@ def to_json(metadata: Mapping[str, Any]) -> str:
 #: How the fast path reads one shape of click event: for each plain metadata
 #: attribute, (attribute name, metadata key, the JSON text that comes before
 #: its value: ``{"key": `` or ``, "key": ``), and the keys' total length.
-_FlatPlan = Tuple[Tuple[Tuple[str, str, str], ...], int]
+_FlatPlan = tuple[tuple[tuple[str, str, str], ...], int]
 #: A click event's attribute names, in order (its shape) -> its plan, or None
 #: when the thorough path must decide. Every click from one call site has the
 #: same shape, so names are classified once per shape instead of once per
 #: attribute per click (bounded: reset when full).
-_flat_plans: Dict[Tuple[Any, ...], Optional[_FlatPlan]] = {}
+_flat_plans: dict[tuple[Any, ...], _FlatPlan | None] = {}
 _FLAT_PLANS_CACHED = 1024
 #: The plan cache's bound in estimated bytes: a shape is keyed by all of an
 #: event's attribute names, and OTLP senders choose those (12 requests of
@@ -150,9 +151,9 @@ _flat_plans_bytes = [0]  # estimated bytes of _flat_plans; mutated in place
 _UNSEEN = object()
 
 
-def _flat_plan(shape: Tuple[Any, ...]) -> Optional[_FlatPlan]:
-    plan: Optional[_FlatPlan] = None
-    entries: List[Tuple[str, str, str]] = []
+def _flat_plan(shape: tuple[Any, ...]) -> _FlatPlan | None:
+    plan: _FlatPlan | None = None
+    entries: list[tuple[str, str, str]] = []
     for name in shape:
         if type(name) is not str:
             # A str subclass may hash alike yet be another key: never cached.
@@ -171,7 +172,7 @@ def _flat_plan(shape: Tuple[Any, ...]) -> Optional[_FlatPlan]:
     return plan
 
 
-def _remember_plan(shape: Tuple[Any, ...], plan: Optional[_FlatPlan]) -> None:
+def _remember_plan(shape: tuple[Any, ...], plan: _FlatPlan | None) -> None:
     if not all(type(name) is str for name in shape):
         return  # a str subclass may hash alike yet be another key: never cached
     # Each name as a string and a tuple slot, and again in the plan's entry.
@@ -190,7 +191,7 @@ def _remember_plan(shape: Tuple[Any, ...], plan: Optional[_FlatPlan]) -> None:
         _flat_plans[shape] = plan
 
 
-def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
+def unflatten(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The original metadata object from a click's attributes.
 
     Ignores every attribute that is not metadata, so it can be handed the
@@ -214,7 +215,7 @@ def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
         if not isinstance(loaded, dict):
             raise ValueError("compact metadata is not a JSON object")
         return loaded
-    root: Dict[str, Any] = {}
+    root: dict[str, Any] = {}
     prefix_len = len(METADATA_PREFIX)
     for key, value in attributes.items():
         if key.startswith(METADATA_PREFIX):
@@ -230,7 +231,7 @@ def unflatten(attributes: Mapping[str, Any]) -> Dict[str, Any]:
     return _finish(root)  # type: ignore[no-any-return]
 
 
-def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any], str]:
+def unflatten_valid_json(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     """:func:`unflatten`, refusing what ``flatten`` would refuse, and the
     metadata as JSON text exactly as ``json.dumps(metadata,
     ensure_ascii=False)`` writes it (the form the ingest API carries).
@@ -259,11 +260,11 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
         return result
     if plan is None:
         return _thorough_valid_json(attributes)
-    entries: Tuple[Tuple[str, str, str], ...]
+    entries: tuple[tuple[str, str, str], ...]
     chars: int
     entries, chars = plan
-    root: Dict[str, Any] = {}
-    parts: List[str] = []
+    root: dict[str, Any] = {}
+    parts: list[str] = []
     if not entries:
         return {}, "{}"
     for name, key, json_key in entries:
@@ -298,7 +299,7 @@ def unflatten_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
     return root, "".join(parts)
 
 
-def _thorough_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any], str]:
+def _thorough_valid_json(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     # Held to the writer's own rules by running the writer; imported here, not
     # at the top, because recording imports wire (this is the one way back).
     from agentsight_otel.recording.flatten import flatten
@@ -308,6 +309,6 @@ def _thorough_valid_json(attributes: Mapping[str, Any]) -> Tuple[Dict[str, Any],
     return metadata, to_json(metadata)
 
 
-def plan_cache_sizes() -> Tuple[int, int]:
+def plan_cache_sizes() -> tuple[int, int]:
     """Entries in the plan cache and their estimated bytes (tests, diagnostics)."""
     return len(_flat_plans), _flat_plans_bytes[0]
