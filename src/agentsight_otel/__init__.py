@@ -28,10 +28,12 @@ from agentsight_otel.version import __version__
 
 if TYPE_CHECKING:
     from agentsight_otel.exporter import AgentSightSpanExporter
+    from agentsight_otel.log_exporter import AgentSightLogExporter
     from agentsight_otel.wiring import ClickSpanProcessor, configure
 
 #: Public names imported on first access, and the module each comes from.
 _DELIVERY = {
+    "AgentSightLogExporter": "agentsight_otel.log_exporter",
     "AgentSightSpanExporter": "agentsight_otel.exporter",
     "ClickSpanProcessor": "agentsight_otel.wiring",
     "configure": "agentsight_otel.wiring",
@@ -39,6 +41,7 @@ _DELIVERY = {
 
 __all__ = [
     "AgentSightError",
+    "AgentSightLogExporter",
     "AgentSightSpanExporter",
     "ClickSpanProcessor",
     "ExporterOptions",

@@ -3,7 +3,8 @@
 It turns finished spans into compact queue items (wire/spans.py) and hands
 them to the bounded queue (delivery/queue.py); one background worker
 (delivery/worker.py) translates and delivers them, from memory or through
-the SQLite spool. ``export()`` never raises; ``force_flush`` and
+the SQLite spool. Settings, the leased (shared) delivery, flush and shutdown
+are exporter_base.py's, common with the log exporter. ``export()`` never raises; ``force_flush`` and
 ``shutdown`` are bounded by their timeouts even when AgentSight is
 unreachable; after ``shutdown`` every export fails at once. The worker, the
 HTTP session and the spool connection are rebuilt in a forked child
@@ -12,30 +13,20 @@ HTTP session and the spool connection are rebuilt in a forked child
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from agentsight_otel.config import ConfigurationError, ExporterSettings, resolve_settings
-from agentsight_otel.delivery.pipeline import Delivery
-from agentsight_otel.delivery.report import Accounting
-from agentsight_otel.delivery.spool import open_spool
-from agentsight_otel.ratelimit import RateLimitedLogger
-from agentsight_otel.wire.records import ClickRecord, records_bytes
-from agentsight_otel.wire.spans import compact, records_from_items
+from agentsight_otel.exporter_base import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, DeliveringExporter
+from agentsight_otel.wire.records import records_bytes
+from agentsight_otel.wire.spans import compact
 
-logger = logging.getLogger("agentsight_otel")
-
-#: How long ``shutdown()`` may take by default, delivery included. The SDK
-#: calls it from ``atexit``; a hung exit is the complaint this bounds.
-DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5_000
+__all__ = ["DEFAULT_SHUTDOWN_TIMEOUT_MILLIS", "AgentSightSpanExporter"]
 
 
-class AgentSightSpanExporter(SpanExporter):
+class AgentSightSpanExporter(DeliveringExporter, SpanExporter):
     """An OpenTelemetry ``SpanExporter`` that delivers clicks to AgentSight.
 
     It takes the ``agentsight.button_click`` events out of finished spans
@@ -52,6 +43,11 @@ class AgentSightSpanExporter(SpanExporter):
         provider.add_span_processor(
             ClickSpanProcessor(AgentSightSpanExporter(spool_path="/var/lib/app/agentsight.db"))
         )
+
+    Exporters with the same settings in one process (this one and an
+    ``AgentSightLogExporter``, say, both built by ``opentelemetry-instrument``
+    from the environment) share one delivery: one queue, one spool, one set
+    of retries and statistics (see ``agentsight_otel.delivery.shared``).
 
     Every argument left as ``None`` is read from the environment: the
     ``OTEL_EXPORTER_AGENTSIGHT_<NAME>`` variable, then (for the key, the
@@ -130,29 +126,7 @@ class AgentSightSpanExporter(SpanExporter):
     ) -> None:
         arguments = dict(locals())
         del arguments["self"], arguments["shutdown_timeout_millis"]
-        self._warn = RateLimitedLogger(logger)
-        self._shutdown_timeout = shutdown_timeout_millis / 1000.0
-        self.disabled_reason: str | None = None
-        self._settings: ExporterSettings | None = None
-        self._delivery: Delivery | None = None
-        try:
-            self._settings = settings = resolve_settings(**arguments)
-            spool = open_spool(settings) if settings.spool_path else None
-        except ConfigurationError as exc:
-            self._settings = None
-            self.disabled_reason = str(exc)
-            logger.error("AgentSight exporter disabled: %s", exc)
-            return
-        self._delivery = Delivery(settings, spool, records_from_items, self._warn)
-
-    def __repr__(self) -> str:
-        if self._settings is None:
-            return f"AgentSightSpanExporter(disabled={self.disabled_reason!r})"
-        s = self._settings
-        return (
-            f"AgentSightSpanExporter(endpoint={s.endpoint!r}, api={s.api!r}, "
-            f"environment={s.environment!r}, spool_path={s.spool_path!r})"
-        )
+        self._start(arguments, shutdown_timeout_millis)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Queue the clicks in ``spans`` for delivery; never raises, never blocks."""
@@ -177,7 +151,7 @@ class AgentSightSpanExporter(SpanExporter):
         calls on the application's thread. False when refused (shut down,
         disabled, or queue full under the ``newest`` drop policy).
         """
-        if self._delivery is None:
+        if self._delivery is None or self._closed:
             return False
         if nbytes is None:
             if isinstance(item, list):
@@ -187,56 +161,4 @@ class AgentSightSpanExporter(SpanExporter):
                 if found is None:
                     return True
                 item, clicks, nbytes = found
-        return self._delivery.offer(item, clicks, nbytes)
-
-    def accept(self, records: list[ClickRecord]) -> bool:
-        """Take records for delivery, durably when there is a spool (the OTLP bridge).
-
-        With a spool the records are on disk when this returns True, so a
-        sender may consider them delivered; without one they are queued in
-        memory, as ``offer`` does. False means refused (full, disabled, shut
-        down): the sender should retry later. Does I/O: not for the
-        application's request path.
-        """
-        return self._delivery is not None and self._delivery.accept(records)
-
-    def backlog(self) -> int:
-        """Clicks accepted but not yet delivered (queued in memory plus spooled)."""
-        stats = self.statistics()
-        return stats["queued"] + max(0, stats.get("spooled", 0))
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Deliver everything queued so far; True if it all arrived in time."""
-        if self._delivery is None or self._delivery.closed:
-            return self._delivery is not None
-        return self._delivery.flush(timeout_millis / 1000.0)
-
-    def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Flush what is queued within the timeout, then stop. Idempotent.
-
-        ``timeout_millis`` can only shorten the exporter's own bound
-        (``shutdown_timeout_millis``): the SDK's ``BatchSpanProcessor`` passes
-        what is left of its 30 s, which would hold the exit that long while
-        AgentSight is unreachable.
-        """
-        if self._delivery is None or self._delivery.closed:
-            return
-        timeout = self._shutdown_timeout
-        if timeout_millis is not None:
-            timeout = min(timeout, max(0.0, timeout_millis / 1000.0))
-        lost, detail = self._delivery.shutdown(timeout)
-        if lost:
-            # One line for every click this shutdown could neither deliver nor spool.
-            logger.error(
-                "AgentSight exporter shut down with %d undelivered click(s) dropped%s%s",
-                lost,
-                f" (last failure: {detail})" if detail else "",
-                "; the spool keeps what reached it" if self._delivery.spool else "",
-            )
-
-    def statistics(self) -> dict[str, int]:
-        """Counters since start: submitted, delivered, rejected, dropped_*, ...;
-        and what waits now: queued, queued_bytes, spooled."""
-        if self._delivery is None:
-            return {**Accounting(threading.Condition()).counters(), "queued": 0, "queued_bytes": 0}
-        return self._delivery.statistics()
+        return self._offer(item, clicks, nbytes)

@@ -22,10 +22,13 @@ def buttons_body(record: ClickRecord) -> dict[str, Any]:
     "span_id"}``.
     """
     metadata = dict(record.metadata)
+    # All zeros: recorded outside any span (a log-based event); null, since
+    # AgentSight refuses an all-zero id and the click has no trace to name.
+    untraced = record.trace_id == "0" * 32
     metadata[BUTTONS_CORRELATION_KEY] = {
         "click_id": record.click_id,
-        "trace_id": record.trace_id,
-        "span_id": record.span_id,
+        "trace_id": None if untraced else record.trace_id,
+        "span_id": None if untraced or record.span_id == "0" * 16 else record.span_id,
     }
     return {
         "timestamp": delivery_timestamp(record.timestamp_ns),

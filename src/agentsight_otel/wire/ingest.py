@@ -59,6 +59,24 @@ def ingest_span_id(click_id: str) -> str:
 #: click than building one from keyword arguments, and hashes the same.
 _span_id_hash = hashlib.blake2b(digest_size=8)
 
+#: The trace id of a click recorded outside any span (a log-based event has
+#: no span to take one from): all zeros in its click record.
+NO_TRACE_ID = "0" * 32
+_trace_id_hash = hashlib.blake2b(digest_size=16, person=b"agentsight-trace")
+
+
+def ingest_trace_id(click_id: str) -> str:
+    """The ingest record's trace id for a click recorded outside any trace.
+
+    AgentSight refuses an all-zero trace id (invalid in W3C trace context),
+    so such a click gets one of its own, derived from its click id: the
+    same on every retry and redelivery, and no other click's.
+    """
+    hashing = _trace_id_hash.copy()
+    hashing.update(click_id.encode("ascii", "replace"))
+    digest = hashing.hexdigest()
+    return digest if digest != NO_TRACE_ID else "0" * 31 + "1"
+
 
 def metadata_json(metadata: Mapping[str, Any]) -> str:
     """Metadata as the JSON string 0.1.4 puts in ``agentsight.metadata``.
@@ -179,7 +197,7 @@ def encode_ingest(records: Sequence[ClickRecord], environment: str | None = None
         stamp = delivery_timestamp(at)
         span = new_span(
             ingest_span_id(click_id),
-            trace_id,
+            trace_id if trace_id != NO_TRACE_ID else ingest_trace_id(click_id),
             None,
             INGEST_KIND_BUTTON,
             label,

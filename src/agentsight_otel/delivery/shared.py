@@ -1,0 +1,125 @@
+"""One ``Delivery`` per settings in a process, shared by every exporter holding them.
+
+``OTEL_TRACES_EXPORTER=agentsight OTEL_LOGS_EXPORTER=agentsight
+opentelemetry-instrument ...`` builds an ``AgentSightSpanExporter`` and an
+``AgentSightLogExporter`` from the same environment, so with the same
+settings. Two deliveries would open the same SQLite spool twice (two
+spoolers claiming each other's rows) and keep two queues, two HTTP pools and
+two sets of statistics for one destination. So exporters do not build a
+delivery: they lease one from :data:`registry`, keyed by their resolved
+settings. The first lease opens it; the last release shuts it down
+(reference counting), so the span exporter shutting down at exit first does
+not cut off the log exporter's clicks.
+
+Why a registry rather than the log exporter attaching to a span exporter
+object: the two are built by the SDK's entry points independently, in either
+order, and either may exist alone; the registry needs neither to know the
+other. A lease whose exporter is garbage-collected without ``shutdown()`` is
+released then, so a dropped exporter does not keep its delivery alive for
+the next one with the same settings.
+
+A second exporter with the same ``spool_path`` but other settings is
+refused: one spool file is one delivery's.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Callable
+
+from agentsight_otel.config import ConfigurationError, ExporterSettings
+from agentsight_otel.delivery.pipeline import Delivery
+from agentsight_otel.logsafe import printable
+
+
+class Lease:
+    """One exporter's hold on a shared delivery; ``release()`` once, at shutdown."""
+
+    def __init__(self, registry: DeliveryRegistry, settings: ExporterSettings, delivery: Delivery):
+        self._registry = registry
+        self._settings = settings
+        self.delivery = delivery
+        self.released = False
+
+    def release(self) -> bool:
+        """Give the delivery back; True when this was its last holder (the
+        caller then shuts it down). Idempotent: later calls return False."""
+        return self._registry._release(self)
+
+
+class _Entry:
+    __slots__ = ("delivery", "holders")
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.holders = 0
+
+
+class DeliveryRegistry:
+    """Deliveries by settings, reference-counted by the exporters holding them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[ExporterSettings, _Entry] = {}
+
+    def lease(
+        self, owner: object, settings: ExporterSettings, build: Callable[[], Delivery]
+    ) -> Lease:
+        """The delivery for ``settings``, built by ``build()`` if none is held.
+
+        ``owner`` is the exporter: when it is garbage-collected without
+        releasing, its lease is released for it.
+
+        Raises:
+            ConfigurationError: another delivery with other settings already
+                uses ``settings.spool_path``; or what ``build()`` raises.
+        """
+        with self._lock:
+            entry = self._entries.get(settings)
+            if entry is None or entry.delivery.closed:
+                self._refuse_shared_spool(settings)
+                # Built under the lock: two exporters racing must not both open the spool.
+                entry = self._entries[settings] = _Entry(build())
+            entry.holders += 1
+            lease = Lease(self, settings, entry.delivery)
+        # Not at exit: the SDK's own atexit hook shuts the exporter down, and
+        # that shutdown must still find its lease held.
+        weakref.finalize(owner, lease.release).atexit = False
+        return lease
+
+    def _refuse_shared_spool(self, settings: ExporterSettings) -> None:
+        if settings.spool_path is None:
+            return
+        for held in self._entries:
+            if held.spool_path == settings.spool_path and held != settings:
+                raise ConfigurationError(
+                    f"spool_path {printable(repr(settings.spool_path), 120)} is already used by "
+                    "an AgentSight exporter with other settings in this process; one spool file "
+                    "takes one set of settings (give this exporter the same settings, or its "
+                    "own spool_path)"
+                )
+
+    def _release(self, lease: Lease) -> bool:
+        with self._lock:
+            if lease.released:
+                return False
+            lease.released = True
+            entry = self._entries.get(lease._settings)
+            if entry is None or entry.delivery is not lease.delivery:
+                return False  # its delivery was closed and replaced meanwhile
+            entry.holders -= 1
+            if entry.holders > 0:
+                return False
+            del self._entries[lease._settings]
+            return True
+
+    def holders(self, settings: ExporterSettings) -> int:
+        """Exporters holding the delivery for ``settings`` now (for tests and statistics)."""
+        with self._lock:
+            entry = self._entries.get(settings)
+            return 0 if entry is None else entry.holders
+
+
+#: The process's registry: every AgentSight exporter leases from it.
+registry = DeliveryRegistry()
