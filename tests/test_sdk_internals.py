@@ -121,3 +121,47 @@ def test_an_sdk_span_whose_internals_moved_gets_the_public_route(
     assert limits is not None and expected_limits is not None
     assert limits.max_events == expected_limits.max_events == 128
     span.end()
+
+
+# --- The limits an SDK logger gives the click records it emits ----------------
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{}, {"OTEL_ATTRIBUTE_COUNT_LIMIT": "9", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "77"}],
+)
+def test_logger_record_limits_are_what_the_environment_sets(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]
+) -> None:
+    """A provider made without limits by hand: the private read (newer SDKs:
+    the logger's ``_log_record_limits``) and the public route (the limits
+    class made from the environment) agree."""
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    logger = LoggerProvider().get_logger("test")
+    assert _sdk.logger_record_limits(logger) == _sdk.public_log_record_limits()
+    expected = (int(environment.get("OTEL_ATTRIBUTE_COUNT_LIMIT", 128)),)
+    expected += (int(environment["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]) if environment else None,)
+    assert _sdk.public_log_record_limits() == expected
+
+
+def test_logger_record_limits_set_by_hand_are_the_loggers() -> None:
+    """Where the SDK lets a provider take limits by hand, the private read
+    sees them, and the click is fitted to what the SDK will apply."""
+    from opentelemetry.sdk import _logs as sdk_logs
+
+    if not hasattr(sdk_logs, "LogRecordLimits"):
+        pytest.skip("this SDK takes no provider-wide log record limits")
+    limits = sdk_logs.LogRecordLimits(max_log_record_attributes=7, max_attribute_length=50)
+    logger = sdk_logs.LoggerProvider(log_record_limits=limits).get_logger("test")
+    assert _sdk.logger_record_limits(logger) == (7, 50)
+
+
+def test_a_logger_whose_limits_moved_gets_the_public_route() -> None:
+    class Moved:
+        _log_record_limits = object()  # neither the new nor the old attribute names
+
+    assert _sdk.logger_record_limits(Moved()) == _sdk.public_log_record_limits()
+    assert _sdk.logger_record_limits(object()) == _sdk.public_log_record_limits()

@@ -20,6 +20,8 @@ from agentsight_otel.api_types import ExporterOptions, TrackedClick
 from agentsight_otel.errors import (
     AgentSightError,
     InvalidButtonError,
+    InvalidSettingError,
+    LoggingNotConfiguredError,
     MissingConversationIdError,
     TracingNotConfiguredError,
 )
@@ -46,6 +48,8 @@ __all__ = [
     "ClickSpanProcessor",
     "ExporterOptions",
     "InvalidButtonError",
+    "InvalidSettingError",
+    "LoggingNotConfiguredError",
     "MissingConversationIdError",
     "TracingNotConfiguredError",
     "TrackedClick",

@@ -192,3 +192,48 @@ def exporter_of(processor: Any) -> Any:
             if found is not None:
                 return found
     return None
+
+
+# --- The limits an SDK logger gives the click records it emits --------------
+
+
+def logger_record_limits(logger: Any) -> tuple[int | None, int | None]:
+    """``(most attributes, longest string value)`` an SDK logger applies to
+    the log records it emits; None is no limit.
+
+    Newer SDKs give each logger its provider's ``LogRecordLimits`` (which
+    ``LoggerProvider(log_record_limits=...)`` may set by hand) and name it
+    nowhere public, so it is read from ``_log_record_limits``. A logger
+    without it (an older SDK, or not the SDK's) gets the public route: the
+    limits the environment sets.
+    """
+    limits = getattr(logger, "_log_record_limits", None)
+    if limits is None:
+        return public_log_record_limits()
+    try:
+        return _log_limit_values(limits)
+    except AttributeError:  # an SDK whose limits moved
+        return public_log_record_limits()
+
+
+def public_log_record_limits() -> tuple[int | None, int | None]:
+    """:func:`logger_record_limits` through public names only: the limits
+    the environment sets (``OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT``,
+    ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` and friends), which are the
+    provider's own unless it was given limits by hand."""
+    from opentelemetry.sdk import _logs as sdk_logs
+
+    limits_class: Any = getattr(sdk_logs, "LogRecordLimits", None) or sdk_logs.LogLimits
+    return _log_limit_values(limits_class())
+
+
+def _log_limit_values(limits: Any) -> tuple[int | None, int | None]:
+    # LogRecordLimits names the log-record limits apart from the global
+    # ones they fall back to; the older LogLimits has only the global ones.
+    count: Any = getattr(limits, "max_log_record_attributes", _MISSING)
+    if count is _MISSING:
+        count = limits.max_attributes
+    length: Any = getattr(limits, "max_log_record_attribute_length", _MISSING)
+    if length is _MISSING:
+        length = limits.max_attribute_length
+    return count, length

@@ -51,3 +51,14 @@ OTEL_EXPORTER_AGENTSIGHT_MAX_CONCURRENT_REQUESTS = (
 )
 #: ``true`` allows sending the key over plain http:// to a non-loopback host.
 OTEL_EXPORTER_AGENTSIGHT_INSECURE = "OTEL_EXPORTER_AGENTSIGHT_INSECURE"
+
+# --- Read by the module-level ``track_button`` (recording, not the exporter) ---
+
+#: How the module-level ``track_button`` records a click: ``span_event``
+#: (default), ``log_event`` or ``both``. Read at its first click; a value
+#: outside these makes every click raise ``InvalidSettingError`` naming it.
+AGENTSIGHT_CLICK_SIGNAL = "AGENTSIGHT_CLICK_SIGNAL"
+#: ``true`` makes the module-level ``track_button`` also count each click on
+#: the ``agentsight.button.clicks`` counter (default ``false``). Read at its
+#: first click, as ``AGENTSIGHT_CLICK_SIGNAL``.
+AGENTSIGHT_CLICK_METRICS = "AGENTSIGHT_CLICK_METRICS"

@@ -113,3 +113,36 @@ class TracingNotConfiguredError(AgentSightError):
             "set one with opentelemetry.trace.set_tracer_provider(...), or create "
             "Tracker(tracer_provider=...) with an SDK TracerProvider."
         )
+
+
+class LoggingNotConfiguredError(AgentSightError):
+    """There is no OpenTelemetry SDK logger provider to record a click on.
+
+    Raised by a click recorded as a log-based event (``signal="log_event"``
+    or ``"both"``) when no SDK ``LoggerProvider`` is installed: the Logs
+    API's default provider drops every record, and a click that goes
+    nowhere is a lost click.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no OpenTelemetry SDK LoggerProvider is set, so the click cannot be recorded as a "
+            "log-based event. Call agentsight_otel.configure(), run under "
+            "opentelemetry-instrument, set one with opentelemetry._logs.set_logger_provider(...), "
+            "or create Tracker(logger_provider=...) with an SDK LoggerProvider "
+            "(and check that OTEL_SDK_DISABLED is not true)."
+        )
+
+
+class InvalidSettingError(AgentSightError, ValueError):
+    """A recording setting (a ``Tracker`` argument or an ``AGENTSIGHT_*``
+    environment variable) has a value it cannot take; nothing was recorded.
+
+    ``setting`` names the argument or the variable, ``rule`` the values it
+    allows.
+    """
+
+    def __init__(self, setting: str, rule: str) -> None:
+        self.setting = bounded(setting, MAX_FIELD_CHARS)
+        self.rule = bounded(rule, MAX_RULE_CHARS)
+        super().__init__(f"{self.setting}: {self.rule}")

@@ -22,6 +22,18 @@ from typing import Final
 #: is the one name that must never change.
 BUTTON_CLICK_EVENT: Final = "agentsight.button_click"
 
+#: The ``event_name`` of the log record that carries one click when clicks
+#: are recorded as log-based events (``Tracker(signal="log_event")``): the
+#: same name as the span event, so one name selects clicks on either signal.
+BUTTON_CLICK_LOG_EVENT: Final = BUTTON_CLICK_EVENT
+
+#: The opt-in in-process click counter (``Tracker(click_metrics=True)``),
+#: with the same name, unit and attributes as the Collector's ``count``
+#: connector derives, so a dashboard reads either.
+BUTTON_CLICKS_METRIC: Final = "agentsight.button.clicks"
+BUTTON_CLICKS_METRIC_UNIT: Final = "{click}"
+BUTTON_CLICKS_METRIC_DESCRIPTION: Final = "Button clicks recorded by track_button"
+
 #: The short span a click is recorded on when the current span cannot carry
 #: it (none, sampled out, or at its event limit). Named so it is obvious in a
 #: trace view what it is and why it exists.

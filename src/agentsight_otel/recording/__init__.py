@@ -18,6 +18,7 @@ Modules: ``conversation`` (which conversation a click belongs to),
 """
 
 from agentsight_otel.recording.conversation import conversation, current_conversation_id
-from agentsight_otel.recording.tracker import Tracker, track_button
+from agentsight_otel.recording.default_tracker import track_button
+from agentsight_otel.recording.tracker import Tracker
 
 __all__ = ["Tracker", "conversation", "current_conversation_id", "track_button"]

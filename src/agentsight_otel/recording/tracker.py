@@ -1,12 +1,11 @@
-"""``Tracker`` and ``track_button``: one click, one span event, no I/O."""
+"""``Tracker`` and ``track_button``: one click, one span event (or log
+record, or both), no I/O."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Tracer as SdkTracer
@@ -18,12 +17,14 @@ from agentsight_otel._sdk import (
 )
 from agentsight_otel.api_types import TrackedClick
 from agentsight_otel.errors import MissingConversationIdError, TracingNotConfiguredError
+from agentsight_otel.recording import settings
 from agentsight_otel.recording.checks import (
     conversation_argument,
     fit_limits,
     flatten_metadata,
     required_text,
 )
+from agentsight_otel.recording.click_ids import click_ids
 from agentsight_otel.recording.conversation import current_conversation_id
 from agentsight_otel.recording.flatten import flatten_flat, remember_names
 from agentsight_otel.semconv import (
@@ -38,30 +39,15 @@ from agentsight_otel.semconv import (
 from agentsight_otel.version import __version__
 from agentsight_otel.wire.timestamps import iso_timestamp
 
+if TYPE_CHECKING:
+    from opentelemetry import _logs, metrics
+
+    from agentsight_otel.recording.click_metrics import ClickCounter
+    from agentsight_otel.recording.log_events import ClickLogger
+
 _TRACER_SCOPE = "agentsight_otel"
 
 
-class _ClickIds:
-    """Unique click ids, cheaply: a random per-process prefix and a counter
-    (``prefix + counter as 16 hex``, written in :meth:`Tracker.track_button`).
-
-    64 random bits name the process, 64 counter bits the click: 32 hex
-    characters, unique without a system call per click (``os.urandom`` per
-    click is a measurable share of ``track_button``). The prefix is renewed
-    in a forked child, so parent and child never share ids.
-    """
-
-    def __init__(self) -> None:
-        self.renew()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self.renew)
-
-    def renew(self) -> None:
-        self.prefix = os.urandom(8).hex()
-        self.counter = itertools.count()
-
-
-_click_ids = _ClickIds()
 _time_ns = time.time_ns
 
 
@@ -75,8 +61,8 @@ class Tracker:
         click["click_id"]  # '9f3c...': 32 hex characters
 
     A ``Tracker`` holds no connection and does no I/O: clicks become span
-    events, and an ``AgentSightSpanExporter`` (see ``configure()``) delivers
-    them. It is thread-safe; one instance may serve a whole application.
+    events or log records, and an AgentSight exporter (see ``configure()``)
+    delivers them. It is thread-safe; one instance may serve a whole application.
     See :meth:`track_button` for the returned ``TrackedClick``, the
     conversation-id resolution and the errors.
 
@@ -89,32 +75,86 @@ class Tracker:
             ``agentsight.button`` span a click gets when no recording span
             can carry it. Default: the global provider at the time of such
             a click.
+        signal: How a click is recorded. ``"span_event"`` (default): one
+            ``agentsight.button_click`` span event. ``"log_event"``: one
+            ``LogRecord`` through the OpenTelemetry Logs API, with
+            ``event_name="agentsight.button_click"`` (on SDKs that have the
+            field), the same attributes, the click's time and the current
+            span's trace id, span id and flags; not sampled, so no fallback
+            span. ``"both"``: both, with the same click id (delivery stores
+            the click once), for moving from one to the other.
+        logger_provider: The SDK ``LoggerProvider`` of ``log_event`` clicks.
+            Default: the global provider at the time of each click.
+        meter_provider: The ``MeterProvider`` of the click counter.
+            Default: the global provider at the time of each click.
+        click_metrics: Also count each recorded click (any signal; not a
+            refused call) on the counter ``agentsight.button.clicks``
+            (unit ``{click}``) with the attributes
+            ``agentsight.button_event`` and ``agentsight.button_label``
+            only, to keep its cardinality bounded. Default: off, at no cost.
+        click_metrics_with_value: Add ``agentsight.button_value`` to the
+            counter's attributes: only for values from a small fixed set
+            (a ``View`` with ``attribute_keys`` can drop attributes again).
 
     Raises:
         InvalidButtonError: ``conversation_id`` is given but is not a string,
             is empty or whitespace-only, or is not valid Unicode text.
+        InvalidSettingError: ``signal`` is not one of the three above.
     """
 
-    __slots__ = ("_always_on", "_conversation_id", "_tracer_provider")
+    __slots__ = (
+        "_always_on",
+        "_click_counter",
+        "_click_logger",
+        "_conversation_id",
+        "_signal",
+        "_span_events",
+        "_tracer_provider",
+    )
 
     def __init__(
         self,
         conversation_id: str | None = None,
         tracer_provider: trace.TracerProvider | None = None,
+        *,
+        signal: str = settings.SPAN_EVENT,
+        logger_provider: _logs.LoggerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        click_metrics: bool = False,
+        click_metrics_with_value: bool = False,
     ) -> None:
         self._conversation_id = (
             None if conversation_id is None else conversation_argument(conversation_id)
         )
         self._tracer_provider = tracer_provider
         self._always_on: tuple[object, SdkTracer, SdkTracer] | None = None
+        self._signal = settings.signal_setting(signal)
+        self._span_events = self._signal != settings.LOG_EVENT
+        # The Logs SDK and the metrics API are imported only by trackers
+        # that use them: recording span events needs neither.
+        self._click_logger: ClickLogger | None = None
+        if self._signal != settings.SPAN_EVENT:
+            from agentsight_otel.recording.log_events import ClickLogger
+
+            self._click_logger = ClickLogger(logger_provider)
+        self._click_counter: ClickCounter | None = None
+        if click_metrics:
+            from agentsight_otel.recording.click_metrics import ClickCounter
+
+            self._click_counter = ClickCounter(meter_provider, click_metrics_with_value)
 
     @property
     def conversation_id(self) -> str | None:
         """The conversation this tracker gives clicks without their own, or None."""
         return self._conversation_id
 
+    @property
+    def signal(self) -> str:
+        """How this tracker records a click: ``span_event``, ``log_event`` or ``both``."""
+        return self._signal
+
     def __repr__(self) -> str:
-        return f"Tracker(conversation_id={self._conversation_id!r})"
+        return f"Tracker(conversation_id={self._conversation_id!r}, signal={self._signal!r})"
 
     def _always_on_tracer(self) -> SdkTracer:
         provider = self._tracer_provider or trace.get_tracer_provider()
@@ -139,9 +179,12 @@ class Tracker:
         conversation_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> TrackedClick:
-        """Record one button click as an ``agentsight.button_click`` span event.
+        """Record one button click as an ``agentsight.button_click`` span
+        event, log record or both, as this tracker's ``signal`` says.
 
-        The click goes on the current span when it is recording and at most
+        A log record carries the current span's trace id, span id and flags
+        (all zero when there is none) and needs no span. A span event goes
+        on the current span when it is recording and at most
         three quarters full of events (the SDK evicts a full span's oldest
         events). Otherwise (no current span, sampled out, or near the SDK's
         event limit) it goes on a short ``agentsight.button`` span of its
@@ -187,7 +230,9 @@ class Tracker:
             ``conversation_id``, the one used; ``timestamp``, ISO 8601 UTC
             with microseconds; ``click_id``, 32 hex characters, unique per
             click (AgentSight de-duplicates on it); ``trace_id`` and
-            ``span_id``, the hex ids of the span that carries the click.
+            ``span_id``, the hex ids of the span that carries the click
+            (in ``log_event`` mode, the current span's: all zeros when
+            there is none). The same keys in every ``signal`` mode.
 
         Raises:
             InvalidButtonError: Bad input, with ``.field`` naming the
@@ -198,11 +243,14 @@ class Tracker:
                 over a bound above; text with lone surrogates; a string
                 longer than ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` (the SDK
                 would cut it), or an ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``
-                too small for the click's own attributes. Also a
-                ``ValueError``.
+                too small for the click's own attributes (for a log record,
+                the ``LogRecordLimits``: ``OTEL_LOGRECORD_ATTRIBUTE_*``).
+                Also a ``ValueError``.
             MissingConversationIdError: No conversation id was found.
             TracingNotConfiguredError: The click needs its own span but no
                 OpenTelemetry SDK ``TracerProvider`` is installed.
+            LoggingNotConfiguredError: The click is to be a log record but
+                no OpenTelemetry SDK ``LoggerProvider`` is installed.
 
             Every error derives from ``AgentSightError``; a call that
             raises records nothing.
@@ -223,10 +271,10 @@ class Tracker:
             if found is None:
                 raise MissingConversationIdError()
             resolved = found
-        # Inline rather than a _ClickIds method: this runs on every click, on
+        # Inline rather than a ClickIds method: this runs on every click, on
         # the caller's thread. next() is atomic under the GIL, and
         # to_bytes().hex() is the cheapest hex.
-        ids = _click_ids
+        ids = click_ids
         click_id = ids.prefix + next(ids.counter).to_bytes(8, "big").hex()
         attributes: dict[str, Any] = {
             BUTTON_EVENT: button_event,
@@ -248,31 +296,50 @@ class Tracker:
 
         now = _time_ns()
         span = trace.get_current_span()
-        # fit_limits only when a limit can bite: the common case is a
-        # recording SDK span with room and no length or count limit in reach.
-        if span.is_recording():
-            room, limits = span_room_and_limits(span)
+        click_logger = self._click_logger
+        if click_logger is not None:
+            # Resolved and fitted before anything is recorded, so a refusal
+            # (no SDK LoggerProvider, a value over the log record limits)
+            # leaves no span event behind in "both" mode.
+            log_target = click_logger.target()
+            log_attributes = log_target.fit(attributes)
+        if self._span_events:
+            # fit_limits only when a limit can bite: the common case is a
+            # recording SDK span with room and no length or count limit in reach.
+            if span.is_recording():
+                room, limits = span_room_and_limits(span)
+            else:
+                room, limits = False, None
+            if room:
+                if limits is not None and (
+                    limits.max_attribute_length is not None
+                    or (
+                        limits.max_event_attributes is not None
+                        and len(attributes) > limits.max_event_attributes
+                    )
+                ):
+                    attributes = fit_limits(attributes, limits)
+                span.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
+                carrier = span
+            else:
+                tracer = self._always_on_tracer()
+                attributes = fit_limits(attributes, tracer_span_limits(tracer))
+                carrier = tracer.start_span(BUTTON_SPAN_NAME, start_time=now)
+                carrier.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
+                carrier.end(end_time=now)
+            if click_logger is not None:
+                # "both": the record names the span that holds the event.
+                log_target.emit(log_attributes, now, carrier, carrier is span)
         else:
-            room, limits = False, None
-        if room:
-            if limits is not None and (
-                limits.max_attribute_length is not None
-                or (
-                    limits.max_event_attributes is not None
-                    and len(attributes) > limits.max_event_attributes
-                )
-            ):
-                attributes = fit_limits(attributes, limits)
-            span.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
+            # "log_event": not sampled, so no fallback span; the ids are the
+            # current span's, all zero when there is none.
+            log_target.emit(log_attributes, now, span, True)
             carrier = span
-        else:
-            tracer = self._always_on_tracer()
-            attributes = fit_limits(attributes, tracer_span_limits(tracer))
-            carrier = tracer.start_span(BUTTON_SPAN_NAME, start_time=now)
-            carrier.add_event(BUTTON_CLICK_EVENT, attributes, timestamp=now)
-            carrier.end(end_time=now)
         if flat is not True:
             remember_names(flat)
+        counter = self._click_counter
+        if counter is not None:
+            counter.add(button_event, label, value)
 
         # SpanContext is a tuple (trace_id, span_id, ...) by definition; indexing
         # skips two Python-level property calls on the caller's thread.
@@ -288,65 +355,3 @@ class Tracker:
             "trace_id": context[0].to_bytes(16, "big").hex(),
             "span_id": context[1].to_bytes(8, "big").hex(),
         }
-
-
-_default_tracker = Tracker()
-
-
-def track_button(
-    button_event: str,
-    label: str,
-    value: str,
-    conversation_id: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> TrackedClick:
-    """Record one button click as an ``agentsight.button_click`` span event.
-
-    The same as ``Tracker().track_button(...)``: a tracker with no
-    conversation of its own, on the global tracer provider.
-
-    The click goes on the current span when it is recording and has room;
-    otherwise on a short ``agentsight.button`` span of its own, recorded
-    whatever the sampler says and a child of the current span when there is
-    one. No network or disk I/O; thread-safe; works in asyncio tasks.
-
-    The conversation id is the first that exists of: the
-    ``conversation_id`` argument; the innermost active
-    ``with conversation(...)`` block; the W3C baggage entry
-    ``agentsight.conversation_id``. An id is never invented.
-
-    Example::
-
-        with conversation("conv-42"):
-            click = track_button("contact_human_agent", "Create ticket", "create-ticket")
-        click["trace_id"]  # the agent's trace, as 32 hex characters
-
-    Args:
-        button_event: What the button group is for, e.g.
-            ``"contact_human_agent"``. Buttons shown together share it.
-        label: The text shown on the clicked button.
-        value: The clicked button's value.
-        conversation_id: The AgentSight conversation of this click.
-            Default: resolved as above.
-        metadata: JSON-like context (string keys; strings, booleans,
-            numbers, ``None``, lists and nested mappings), at most 16 levels
-            deep, 1024 values and 65,536 characters; the top-level key
-            ``_agentsight`` is reserved. See :meth:`Tracker.track_button`.
-
-    Returns:
-        A ``TrackedClick`` (a plain ``dict``): ``button_event``, ``label``,
-        ``value`` and ``metadata`` as given; ``conversation_id``, the one
-        used; ``timestamp``, ISO 8601 UTC with microseconds; ``click_id``,
-        32 hex characters, unique per click; ``trace_id`` and ``span_id``,
-        the hex ids of the span that carries the click.
-
-    Raises:
-        InvalidButtonError: Bad input (also a ``ValueError``); ``.field``
-            names the argument or metadata path, ``.rule`` the rule broken.
-        MissingConversationIdError: No conversation id was found.
-        TracingNotConfiguredError: The click needs its own span but no
-            OpenTelemetry SDK ``TracerProvider`` is installed.
-
-        A call that raises records nothing.
-    """
-    return _default_tracker.track_button(button_event, label, value, conversation_id, metadata)
