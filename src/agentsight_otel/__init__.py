@@ -31,6 +31,7 @@ from agentsight_otel.version import __version__
 if TYPE_CHECKING:
     from agentsight_otel.exporter import AgentSightSpanExporter
     from agentsight_otel.log_exporter import AgentSightLogExporter
+    from agentsight_otel.recording.span_annotation import ConversationSpanProcessor
     from agentsight_otel.wiring import ClickSpanProcessor, configure
 
 #: Public names imported on first access, and the module each comes from.
@@ -38,6 +39,7 @@ _DELIVERY = {
     "AgentSightLogExporter": "agentsight_otel.log_exporter",
     "AgentSightSpanExporter": "agentsight_otel.exporter",
     "ClickSpanProcessor": "agentsight_otel.wiring",
+    "ConversationSpanProcessor": "agentsight_otel.recording.span_annotation",
     "configure": "agentsight_otel.wiring",
 }
 
@@ -46,6 +48,7 @@ __all__ = [
     "AgentSightLogExporter",
     "AgentSightSpanExporter",
     "ClickSpanProcessor",
+    "ConversationSpanProcessor",
     "ExporterOptions",
     "InvalidButtonError",
     "InvalidSettingError",

@@ -67,13 +67,27 @@ METADATA_NULLS: Final = "agentsight.metadata_nulls"
 METADATA_EMPTY_OBJECTS: Final = "agentsight.metadata_empty_objects"
 METADATA_JSON: Final = "agentsight.metadata_json"
 
-#: The attributes every click event carries, in a fixed order.
+#: The OpenTelemetry GenAI semantic conventions' conversation id (the
+#: ``gen_ai.*`` registry). Every click carries it beside
+#: ``agentsight.conversation_id`` (same value), so backends that group GenAI
+#: telemetry by conversation put the click there too; GenAI instrumentations
+#: set it on agent and model spans, where ``track_button`` looks for a
+#: conversation when none was given. Never metadata, never sent twice: the
+#: wire reads it only when ``agentsight.conversation_id`` is absent (clicks
+#: recorded by hand in other languages).
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+
+#: The attributes every click event ``track_button`` records carries, in a
+#: fixed order (the SDK's event attribute count limit must leave room for
+#: them all). The wire needs the first five, or ``gen_ai.conversation.id`` in
+#: place of ``agentsight.conversation_id``.
 REQUIRED_CLICK_ATTRIBUTES: Final = (
     BUTTON_EVENT,
     BUTTON_LABEL,
     BUTTON_VALUE,
     CONVERSATION_ID,
     CLICK_ID,
+    GEN_AI_CONVERSATION_ID,
 )
 
 # --- Baggage -------------------------------------------------------------
@@ -81,6 +95,9 @@ REQUIRED_CLICK_ATTRIBUTES: Final = (
 #: W3C baggage entry for the conversation id. The same string as the span
 #: attribute on purpose: one name to grep for, on the wire and in traces.
 BAGGAGE_CONVERSATION_ID: Final = CONVERSATION_ID
+#: The GenAI conventions' name for it, also a baggage entry: ``conversation()``
+#: sets both, and ``track_button`` reads this one first.
+BAGGAGE_GEN_AI_CONVERSATION_ID: Final = GEN_AI_CONVERSATION_ID
 
 # --- AgentSight ingest vocabulary (what the backend projects) -------------
 

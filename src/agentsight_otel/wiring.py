@@ -22,6 +22,7 @@ from agentsight_otel.api_types import ExporterOptions
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
 from agentsight_otel.provider_order import watch_for_a_later_provider
+from agentsight_otel.recording.span_annotation import install_conversation_stamping
 from agentsight_otel.wire.spans import compact
 
 if sys.version_info >= (3, 11):
@@ -68,6 +69,8 @@ def find_agentsight(provider: Any) -> Any | None:
 def configure(
     exporter: AgentSightSpanExporter | None = None,
     tracer_provider: TracerProvider | None = None,
+    *,
+    annotate_conversation_spans: bool = False,
     **exporter_arguments: Unpack[ExporterOptions],
 ) -> ClickSpanProcessor | None:
     """Deliver clicks from the global (or given) tracer provider to AgentSight.
@@ -95,6 +98,10 @@ def configure(
             ``AgentSightSpanExporter(**exporter_arguments)``.
         tracer_provider: The SDK ``TracerProvider`` to add the processor to.
             Default: the global provider (created and set when there is none).
+        annotate_conversation_spans: Also add a ``ConversationSpanProcessor``
+            (unless the provider has one), which stamps
+            ``gen_ai.conversation.id`` on every span started inside a
+            ``conversation()`` block. Default: False.
         **exporter_arguments: Keyword arguments of ``AgentSightSpanExporter``
             (``api_key``, ``endpoint``, ``spool_path``, ``timeout``, ...),
             typed by ``agentsight_otel.ExporterOptions``: a misspelt name is
@@ -121,7 +128,8 @@ def configure(
         names = ", ".join(printable(repr(name), 80) for name in unknown[:5])
         raise TypeError(
             f"configure() got unexpected keyword arguments: {names}; it takes exporter, "
-            "tracer_provider and the keyword arguments of AgentSightSpanExporter"
+            "tracer_provider, annotate_conversation_spans and the keyword arguments of "
+            "AgentSightSpanExporter"
         )
     if exporter is not None and exporter_arguments:
         raise TypeError(
@@ -148,6 +156,8 @@ def configure(
             "must call trace.set_tracer_provider(...) before configure()"
         )
         watch_for_a_later_provider(provider)
+    if annotate_conversation_spans:
+        install_conversation_stamping(provider)
     if find_agentsight(provider) is not None:
         return None
     processor = ClickSpanProcessor(exporter or AgentSightSpanExporter(**exporter_arguments))

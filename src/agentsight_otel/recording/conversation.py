@@ -1,31 +1,114 @@
-"""Which conversation a click belongs to: ``conversation()`` blocks and baggage."""
+"""Which conversation a click belongs to: ``conversation()`` blocks, baggage
+and the GenAI conventions' ``gen_ai.conversation.id``.
+
+Resolution, first found wins (the explicit argument and a ``Tracker``'s own
+id come before all of these, in ``Tracker.track_button``):
+
+1. the innermost active ``conversation()`` block (a ContextVar read: the
+   common case stays one lookup);
+2. the W3C baggage entry ``gen_ai.conversation.id``;
+3. the current span's ``gen_ai.conversation.id`` attribute, which GenAI
+   instrumentations set on agent and model spans (read through the span's
+   public ``attributes``);
+4. the W3C baggage entry ``agentsight.conversation_id``.
+
+Steps 2 to 4 run only when no block is active. A value that is not a
+string, is empty or whitespace-only, or is not valid Unicode text is
+skipped, so the next source gets its turn.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 
-from opentelemetry import baggage
+from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 
 from agentsight_otel.recording.checks import conversation_argument
-from agentsight_otel.semconv import BAGGAGE_CONVERSATION_ID
+from agentsight_otel.semconv import (
+    BAGGAGE_CONVERSATION_ID,
+    BAGGAGE_GEN_AI_CONVERSATION_ID,
+    GEN_AI_CONVERSATION_ID,
+)
+
+logger = logging.getLogger("agentsight_otel")
 
 #: The conversation set by the innermost active ``conversation()`` block.
 #: A ContextVar, so threads and asyncio tasks each see their own.
 _active_conversation: ContextVar[str | None] = ContextVar(
     "agentsight_otel_conversation_id", default=None
 )
+#: The conversation to stamp on spans started here: set by a block opened
+#: with ``annotate_spans=True`` and by every block nested inside one (each
+#: with its own id, the one its clicks get); None elsewhere. Read by
+#: ``ConversationSpanProcessor`` (recording/span_annotation.py).
+_annotated_conversation: ContextVar[str | None] = ContextVar(
+    "agentsight_otel_annotated_conversation_id", default=None
+)
+#: How many ``ConversationSpanProcessor`` objects exist: ``annotate_spans``
+#: without any can stamp nothing, and says so once.
+_stamping_processors = [0]
+_warned_without_processor = [False]
+
+
+def _usable(value: object) -> str | None:
+    """``value`` when it can be a click's conversation id, else None."""
+    if type(value) is not str or not value or value.isspace():
+        return None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: the wire would refuse the click
+            return None
+    return value
 
 
 def current_conversation_id() -> str | None:
-    """The conversation in effect here: ``conversation()`` first, then baggage."""
+    """The conversation in effect here, or None; see the module docstring
+    for the order (``conversation()`` first, then ``gen_ai.conversation.id``
+    in baggage, on the current span, then ``agentsight.conversation_id`` in
+    baggage)."""
     active = _active_conversation.get()
     if active is not None:
         return active
-    carried = baggage.get_baggage(BAGGAGE_CONVERSATION_ID)
-    if isinstance(carried, str) and carried and not carried.isspace():
-        return carried
+    return conversation_from_context()
+
+
+def conversation_from_context() -> str | None:
+    """The conversation the OpenTelemetry context carries, or None: the
+    ``gen_ai.conversation.id`` baggage entry, the current span's
+    ``gen_ai.conversation.id`` attribute, the ``agentsight.conversation_id``
+    baggage entry, first usable wins."""
+    carried = baggage.get_all()
+    if carried:
+        found = _usable(carried.get(BAGGAGE_GEN_AI_CONVERSATION_ID))
+        if found is not None:
+            return found
+    # An SDK span (recording or ended) has public ``attributes``; the API's
+    # non-recording span has none, and nothing to offer.
+    attributes = getattr(trace.get_current_span(), "attributes", None)
+    if isinstance(attributes, Mapping):
+        found = _usable(attributes.get(GEN_AI_CONVERSATION_ID))
+        if found is not None:
+            return found
+    if carried:
+        return _usable(carried.get(BAGGAGE_CONVERSATION_ID))
     return None
+
+
+def annotated_conversation_id() -> str | None:
+    """The id ``ConversationSpanProcessor`` stamps here: that of the innermost
+    block when it or a block around it was opened with ``annotate_spans=True``;
+    else None."""
+    return _annotated_conversation.get()
+
+
+def note_stamping_processor() -> None:
+    """Called by each new ``ConversationSpanProcessor``: ``annotate_spans``
+    now has something to do the stamping."""
+    _stamping_processors[0] += 1
 
 
 class conversation:  # lower case: it reads like a function, ``with conversation(id):``
@@ -36,13 +119,14 @@ class conversation:  # lower case: it reads like a function, ``with conversation
         with conversation("conv-42"):
             track_button("contact_human_agent", "Create ticket", "create-ticket")
 
-        async with conversation("conv-42") as conversation_id:
-            ...
+        async with conversation("conv-42", annotate_spans=True) as conversation_id:
+            ...  # spans started here carry gen_ai.conversation.id="conv-42"
 
     The id is held in a ``ContextVar``, so each thread and asyncio task sees
     its own; blocks nest and the innermost wins. It also goes into the
-    OpenTelemetry context as the W3C baggage entry
-    ``agentsight.conversation_id``, so the standard propagators carry it to
+    OpenTelemetry context as two W3C baggage entries,
+    ``agentsight.conversation_id`` and the GenAI conventions'
+    ``gen_ai.conversation.id``, so the standard propagators carry it to
     downstream services, where ``track_button`` finds it with no argument.
     An explicit ``conversation_id`` argument or a ``Tracker``'s own id takes
     precedence over the block. One object may be entered again (also
@@ -51,6 +135,15 @@ class conversation:  # lower case: it reads like a function, ``with conversation
     Args:
         conversation_id: The AgentSight conversation id: a non-empty string,
             not whitespace-only, without lone surrogates.
+        annotate_spans: Stamp ``gen_ai.conversation.id`` on every span
+            started inside the block (and inside blocks nested in it, with
+            their own ids), so the agent's spans are findable by
+            conversation. Needs a ``ConversationSpanProcessor`` on the
+            tracer provider (``configure(annotate_conversation_spans=True)``
+            installs one that stamps inside every block; install
+            ``ConversationSpanProcessor(every_conversation=False)`` by hand
+            to stamp only inside these blocks); without one, a warning is
+            logged once. Default: False.
 
     Raises:
         InvalidButtonError: ``conversation_id`` is not a string, is empty or
@@ -59,23 +152,38 @@ class conversation:  # lower case: it reads like a function, ``with conversation
             ``"conversation_id"``.
     """
 
-    __slots__ = ("_tokens", "conversation_id")
+    __slots__ = ("_tokens", "annotate_spans", "conversation_id")
 
-    def __init__(self, conversation_id: str) -> None:
+    def __init__(self, conversation_id: str, annotate_spans: bool = False) -> None:
         self.conversation_id = conversation_argument(conversation_id)
-        self._tokens: list[tuple[Token[str | None], object]] = []
+        self.annotate_spans = bool(annotate_spans)
+        self._tokens: list[tuple[Token[str | None], Token[str | None] | None, object]] = []
 
     def __enter__(self) -> str:
-        var_token = _active_conversation.set(self.conversation_id)
-        ctx_token = otel_context.attach(
-            baggage.set_baggage(BAGGAGE_CONVERSATION_ID, self.conversation_id)
-        )
-        self._tokens.append((var_token, ctx_token))
-        return self.conversation_id
+        conversation_id = self.conversation_id
+        var_token = _active_conversation.set(conversation_id)
+        stamp_token = None
+        if self.annotate_spans or _annotated_conversation.get() is not None:
+            stamp_token = _annotated_conversation.set(conversation_id)
+            if not _stamping_processors[0] and not _warned_without_processor[0]:
+                _warned_without_processor[0] = True
+                logger.warning(
+                    "conversation(annotate_spans=True): no ConversationSpanProcessor exists, "
+                    "so no span is stamped with gen_ai.conversation.id; call "
+                    "configure(annotate_conversation_spans=True) or add "
+                    "agentsight_otel.ConversationSpanProcessor() to the tracer provider"
+                )
+        carried = baggage.set_baggage(BAGGAGE_CONVERSATION_ID, conversation_id)
+        carried = baggage.set_baggage(BAGGAGE_GEN_AI_CONVERSATION_ID, conversation_id, carried)
+        ctx_token = otel_context.attach(carried)
+        self._tokens.append((var_token, stamp_token, ctx_token))
+        return conversation_id
 
     def __exit__(self, *exc_info: object) -> None:
-        var_token, ctx_token = self._tokens.pop()
+        var_token, stamp_token, ctx_token = self._tokens.pop()
         otel_context.detach(ctx_token)  # type: ignore[arg-type]
+        if stamp_token is not None:
+            _annotated_conversation.reset(stamp_token)
         _active_conversation.reset(var_token)
 
     async def __aenter__(self) -> str:
@@ -85,4 +193,6 @@ class conversation:  # lower case: it reads like a function, ``with conversation
         self.__exit__(*exc_info)
 
     def __repr__(self) -> str:
+        if self.annotate_spans:
+            return f"conversation({self.conversation_id!r}, annotate_spans=True)"
         return f"conversation({self.conversation_id!r})"

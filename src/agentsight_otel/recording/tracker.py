@@ -35,6 +35,7 @@ from agentsight_otel.semconv import (
     BUTTON_VALUE,
     CLICK_ID,
     CONVERSATION_ID,
+    GEN_AI_CONVERSATION_ID,
 )
 from agentsight_otel.version import __version__
 from agentsight_otel.wire.timestamps import iso_timestamp
@@ -195,7 +196,11 @@ class Tracker:
         The conversation id is the first that exists of: the
         ``conversation_id`` argument; this tracker's own; the innermost
         active ``with conversation(...)`` block; the W3C baggage entry
-        ``agentsight.conversation_id``. An id is never invented.
+        ``gen_ai.conversation.id``; the current span's
+        ``gen_ai.conversation.id`` attribute; the W3C baggage entry
+        ``agentsight.conversation_id``. An id is never invented. The click
+        carries it as ``agentsight.conversation_id`` and
+        ``gen_ai.conversation.id``.
 
         Example::
 
@@ -282,6 +287,7 @@ class Tracker:
             BUTTON_VALUE: value,
             CONVERSATION_ID: resolved,
             CLICK_ID: click_id,
+            GEN_AI_CONVERSATION_ID: resolved,  # the GenAI conventions' name, same value
         }
         # True, or the keys the fast path met for the first time: they are
         # cached below, once the click is recorded, so a refused call (a

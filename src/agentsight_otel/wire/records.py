@@ -19,6 +19,7 @@ from agentsight_otel.semconv import (
     BUTTON_VALUE,
     CLICK_ID,
     CONVERSATION_ID,
+    GEN_AI_CONVERSATION_ID,
 )
 from agentsight_otel.wire.timestamps import delivery_timestamp
 from agentsight_otel.wire.unflatten import unflatten_valid_json
@@ -82,13 +83,25 @@ def record_from_event(
     span_id: str,
     resource: Mapping[str, Any],
 ) -> ClickRecord:
-    """A click record from one click event's attributes. Raises InvalidClick."""
+    """A click record from one click event's attributes. Raises InvalidClick.
+
+    The conversation is ``agentsight.conversation_id``, or, only when that
+    attribute is absent, ``gen_ai.conversation.id``. Neither is metadata.
+    """
     get = attributes.get
     click_id: Any = get(CLICK_ID)
     event: Any = get(BUTTON_EVENT)
     label: Any = get(BUTTON_LABEL)
     value: Any = get(BUTTON_VALUE)
     conversation_id: Any = get(CONVERSATION_ID)
+    conversation_key = CONVERSATION_ID
+    if conversation_id is None:
+        # A click recorded by hand in another language may name its
+        # conversation only the GenAI conventions' way. Looked up only here:
+        # track_button writes both, and the wire reads ours.
+        conversation_id = get(GEN_AI_CONVERSATION_ID)
+        if conversation_id is not None:
+            conversation_key = GEN_AI_CONVERSATION_ID
     # One cheap test for the common case: five non-empty ASCII strings whose
     # first character is past the space, so none can be blank (every ASCII
     # whitespace character sorts at or below " "). Anything else is checked
@@ -110,7 +123,7 @@ def record_from_event(
         and value.isascii()
         and conversation_id.isascii()
     ):
-        for key in (CLICK_ID, BUTTON_EVENT, BUTTON_LABEL, BUTTON_VALUE, CONVERSATION_ID):
+        for key in (CLICK_ID, BUTTON_EVENT, BUTTON_LABEL, BUTTON_VALUE, conversation_key):
             text = _text(attributes, key)
             try:
                 text.encode("utf-8")
