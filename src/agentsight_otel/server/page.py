@@ -45,6 +45,7 @@ ol.clicks li + li { border-top: 1px dashed var(--line); }
 code { font: 12px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; background: var(--bg);
        padding: 1px 4px; border-radius: 4px; word-break: break-all; }
 details { margin-top: 2px; }
+a { color: var(--accent); }
 summary { cursor: pointer; color: var(--muted); font-size: 13px; }
 pre { margin: 4px 0; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
 .empty { color: var(--muted); padding: 32px 0; text-align: center; }
@@ -131,7 +132,8 @@ def render_page(
         "<p>Development peer for AgentSight: the clicks it received, grouped per "
         "conversation and button event, newest first. "
         f"{total_clicks} click{'' if total_clicks == 1 else 's'} in "
-        f"{total_conversations} conversation{'' if total_conversations == 1 else 's'}."
+        f"{total_conversations} conversation{'' if total_conversations == 1 else 's'}. "
+        '<a href="/insights/">Click insights: charts per button event</a>'
         "</p></header>"
         f"<main>{body}</main></body></html>"
     )

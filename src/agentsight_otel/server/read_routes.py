@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from agentsight_otel.server import conversations, counts
+from agentsight_otel.server import conversations, counts, insights
+from agentsight_otel.server.insights_page import render_insights_page
 from agentsight_otel.server.page import ConversationView, render_page
 from agentsight_otel.server.store import Store
 from agentsight_otel.server.write_routes import error_response
@@ -76,6 +77,48 @@ class ReadRoutes:
     async def click_count(self, request: Request) -> Response:
         return JSONResponse({"count": await run_in_threadpool(self.store.count_clicks)})
 
+    async def insights_page(self, request: Request) -> Response:
+        """``GET /insights/``: the charts of :mod:`~agentsight_otel.server.insights_page`."""
+        found = await run_in_threadpool(insights.read_insights, self.store, _limits(request))
+        return HTMLResponse(render_insights_page(found))
+
+    async def insights_api(self, request: Request) -> Response:
+        """``GET /api/insights/``: the numbers of ``/insights/`` as JSON.
+
+        Query parameters (each a non-negative integer, 400 naming it if not,
+        or over its maximum): ``events`` (default 10, at most 50) button
+        events, most clicked first, from ``offset`` (default 0); ``labels``
+        (10, at most 100) labels per event; ``journeys`` (10, at most 50)
+        most recently active conversations with their ``steps`` (20, at most
+        200) most recent clicks. The body::
+
+            {"total_clicks": int, "total_conversations": int,
+             "total_button_events": int,
+             "limits": {"events", "offset", "labels", "journeys", "steps"},
+             "next_offset": int | null,        # the next page of events
+             "button_events": [{
+                 "button_event": str, "clicks": int,
+                 "first_click_at": iso | null, "last_click_at": iso | null,
+                 "distinct_labels": int,
+                 "labels": [{"label": str, "clicks": int, "share": float}],
+                 "other_labels": {"labels": int, "clicks": int, "share": float},
+                 "over_time": null | {"unit": "minute" | "hour" | "day",
+                     "earlier_clicks": int,
+                     "buckets": [{"start": iso, "clicks": int}]}}],
+             "journeys": [{"conversation_id": str, "clicks": int,
+                 "earlier_clicks": int,
+                 "steps": [{"button_event", "label", "value", "timestamp",
+                            "click_id"}]}]}
+
+        Labels are most clicked first (ties by label); ``share`` is the
+        fraction (0..1) of the event's clicks. Buckets run from the first
+        click's to the last click's, empty ones included, at most 120 (a
+        longer span than 120 days shows the last 120, ``earlier_clicks``
+        counts the rest). Journey steps are oldest first. Times are UTC.
+        """
+        found = await run_in_threadpool(insights.read_insights, self.store, _limits(request))
+        return JSONResponse(found.as_json())
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -105,6 +148,22 @@ class ReadRoutes:
             views.append(ConversationView(summary, groups, sizes))
         total_clicks, total_conversations = self.store.totals()
         return render_page(views, total_clicks, total_conversations, refresh)
+
+
+def _limits(request: Request) -> insights.InsightLimits:
+    def bounded(param: tuple[str, int, int]) -> int:
+        name, default, maximum = param
+        value = _int_param(request, name, default, maximum)
+        assert value is not None  # a default is given
+        return value
+
+    return insights.InsightLimits(
+        events=bounded(insights.EVENTS_PARAM),
+        offset=bounded(insights.OFFSET_PARAM),
+        labels=bounded(insights.LABELS_PARAM),
+        journeys=bounded(insights.JOURNEYS_PARAM),
+        steps=bounded(insights.STEPS_PARAM),
+    )
 
 
 def _int_param(

@@ -33,6 +33,8 @@ Read side — **no authentication**, because this is a loopback dev tool (bind
 to another interface only on a network you trust):
 
 * ``GET /`` — the HTML page.
+* ``GET /insights/`` and ``GET /api/insights/`` — click charts per
+  ``button_event`` and their numbers (:mod:`~agentsight_otel.server.insights`).
 * ``GET /api/conversations/`` — conversations, most recently clicked first.
 * ``GET /api/conversations/<id>/buttons/`` — clicks grouped by
   ``button_event``, newest first; 404 for an unknown conversation.
@@ -135,6 +137,8 @@ def create_app(
     routes = [
         Route("/", r.page, methods=["GET"]),
         Route("/healthz", r.healthz, methods=["GET"]),
+        Route("/insights/", r.insights_page, methods=["GET"]),
+        Route("/api/insights/", r.insights_api, methods=["GET"]),
         Route("/api/buttons/", w.buttons, methods=["POST"]),
         Route("/api/ingest/", w.ingest, methods=["POST"]),
         Route("/api/me/", w.me, methods=["GET"]),

@@ -197,6 +197,20 @@ class Store:
         """Rows of a read-only query on a connection of its own (never waits for the writer)."""
         return self._query(sql, params)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection in one read transaction: several queries, one view.
+
+        The queries see the same clicks even while the writer commits (WAL),
+        so numbers read one after another agree with each other.
+        """
+        conn = self._read()
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        finally:
+            conn.close()
+
     def _read(self) -> sqlite3.Connection:
         conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
         conn.execute("PRAGMA busy_timeout=5000")

@@ -1,0 +1,384 @@
+"""Click insights for the local receiver: the numbers behind ``/insights/``.
+
+For each ``button_event``: clicks per label (counts and shares), clicks over
+time in buckets of a minute, an hour or a day (whichever keeps the chart
+within :data:`MAX_TIME_BUCKETS` columns), and, across events, the journeys of
+the most recently active conversations (their clicks in time order).
+
+The work is bounded whatever the size of the database: every number is
+aggregated by SQLite (``GROUP BY``, window functions) and only the rows shown
+come back to Python -- at most ``events`` button events, ``labels`` labels
+each, :data:`MAX_TIME_BUCKETS` buckets each, ``journeys`` conversations of
+``steps`` clicks. The queries are a fixed handful, not one per event, and run
+on one read connection in one transaction, so the numbers agree with each
+other even while clicks arrive. :func:`read_insights` is the entry point;
+:meth:`Insights.as_json` is the shape ``GET /api/insights/`` serves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final
+
+from agentsight_otel.server.store import Store
+
+#: (query parameter, default, maximum) of each bound a request may set.
+EVENTS_PARAM: Final = ("events", 10, 50)
+OFFSET_PARAM: Final = ("offset", 0, 1_000_000)
+LABELS_PARAM: Final = ("labels", 10, 100)
+JOURNEYS_PARAM: Final = ("journeys", 10, 50)
+STEPS_PARAM: Final = ("steps", 20, 200)
+
+#: Most columns of one clicks-over-time chart: a minute per column for a
+#: span of up to two hours, an hour for up to five days, a day beyond that
+#: (then only the last 120 days are drawn, and the clicks before are counted).
+MAX_TIME_BUCKETS: Final = 120
+
+_MINUTE_US: Final = 60_000_000
+#: The bucket units tried in order, the first that fits wins.
+TIME_UNITS: Final = (
+    ("minute", _MINUTE_US),
+    ("hour", 60 * _MINUTE_US),
+    ("day", 24 * 60 * _MINUTE_US),
+)
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def iso_of_us(moment_us: int) -> str:
+    """Epoch microseconds as ISO 8601 UTC (``2025-05-01T12:00:00+00:00``)."""
+    return (_EPOCH + timedelta(microseconds=moment_us)).isoformat()
+
+
+@dataclass(frozen=True)
+class InsightLimits:
+    """How much one insights request shows; each bounded by the route."""
+
+    events: int = EVENTS_PARAM[1]
+    offset: int = OFFSET_PARAM[1]
+    labels: int = LABELS_PARAM[1]
+    journeys: int = JOURNEYS_PARAM[1]
+    steps: int = STEPS_PARAM[1]
+
+
+@dataclass(frozen=True)
+class LabelCount:
+    label: str
+    clicks: int
+    #: ``clicks`` over the event's clicks, 0..1.
+    share: float
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    start_us: int
+    clicks: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Clicks of one event per ``unit``, every bucket from the first to the last."""
+
+    unit: str
+    unit_us: int
+    buckets: list[TimeBucket]
+    #: Clicks older than the first bucket (only when the span is over
+    #: :data:`MAX_TIME_BUCKETS` days and the chart shows the latest ones).
+    earlier_clicks: int
+
+
+@dataclass(frozen=True)
+class EventInsight:
+    button_event: str
+    clicks: int
+    first_us: int | None
+    last_us: int | None
+    #: The most clicked labels, most first (ties by label).
+    labels: list[LabelCount]
+    distinct_labels: int
+    #: Clicks on the labels not listed.
+    other_clicks: int
+    #: ``None`` when no click of the event has a time (hand-edited rows).
+    timeline: Timeline | None
+
+
+@dataclass(frozen=True)
+class JourneyStep:
+    button_event: str
+    label: str
+    value: str
+    #: As received.
+    timestamp: str
+    ts_us: int | None
+    click_id: str
+
+
+@dataclass(frozen=True)
+class Journey:
+    conversation_id: str
+    clicks: int
+    #: The conversation's most recent clicks, oldest first.
+    steps: list[JourneyStep]
+
+    @property
+    def earlier_clicks(self) -> int:
+        return self.clicks - len(self.steps)
+
+
+@dataclass(frozen=True)
+class Insights:
+    total_clicks: int
+    total_conversations: int
+    total_events: int
+    limits: InsightLimits
+    events: list[EventInsight]
+    journeys: list[Journey]
+
+    @property
+    def next_offset(self) -> int | None:
+        """The ``offset`` of the next page of events, ``None`` on the last page."""
+        following = self.limits.offset + len(self.events)
+        return following if following < self.total_events and self.events else None
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``GET /api/insights/`` body (documented in :mod:`read_routes`)."""
+        limits = self.limits
+        return {
+            "total_clicks": self.total_clicks,
+            "total_conversations": self.total_conversations,
+            "total_button_events": self.total_events,
+            "limits": {
+                "events": limits.events,
+                "offset": limits.offset,
+                "labels": limits.labels,
+                "journeys": limits.journeys,
+                "steps": limits.steps,
+            },
+            "next_offset": self.next_offset,
+            "button_events": [_event_json(event) for event in self.events],
+            "journeys": [_journey_json(journey) for journey in self.journeys],
+        }
+
+
+def _event_json(event: EventInsight) -> dict[str, Any]:
+    other_labels = event.distinct_labels - len(event.labels)
+    return {
+        "button_event": event.button_event,
+        "clicks": event.clicks,
+        "first_click_at": None if event.first_us is None else iso_of_us(event.first_us),
+        "last_click_at": None if event.last_us is None else iso_of_us(event.last_us),
+        "distinct_labels": event.distinct_labels,
+        "labels": [
+            {"label": row.label, "clicks": row.clicks, "share": row.share} for row in event.labels
+        ],
+        "other_labels": {
+            "labels": other_labels,
+            "clicks": event.other_clicks,
+            "share": event.other_clicks / event.clicks if event.clicks else 0.0,
+        },
+        "over_time": None if event.timeline is None else _timeline_json(event.timeline),
+    }
+
+
+def _timeline_json(timeline: Timeline) -> dict[str, Any]:
+    return {
+        "unit": timeline.unit,
+        "earlier_clicks": timeline.earlier_clicks,
+        "buckets": [
+            {"start": iso_of_us(bucket.start_us), "clicks": bucket.clicks}
+            for bucket in timeline.buckets
+        ],
+    }
+
+
+def _journey_json(journey: Journey) -> dict[str, Any]:
+    return {
+        "conversation_id": journey.conversation_id,
+        "clicks": journey.clicks,
+        "earlier_clicks": journey.earlier_clicks,
+        "steps": [
+            {
+                "button_event": step.button_event,
+                "label": step.label,
+                "value": step.value,
+                "timestamp": step.timestamp,
+                "click_id": step.click_id,
+            }
+            for step in journey.steps
+        ],
+    }
+
+
+def bucket_window(first_us: int, last_us: int) -> tuple[str, int, int, int]:
+    """(unit name, unit in µs, first bucket start, bucket count) for clicks in ``first..last``.
+
+    The smallest unit of :data:`TIME_UNITS` whose buckets, aligned to UTC
+    minute/hour/day boundaries, number at most :data:`MAX_TIME_BUCKETS`; for a
+    longer span, the last :data:`MAX_TIME_BUCKETS` days.
+    """
+    for name, unit_us in TIME_UNITS:
+        start = first_us // unit_us * unit_us
+        end = last_us // unit_us * unit_us
+        count = (end - start) // unit_us + 1
+        if count <= MAX_TIME_BUCKETS:
+            return name, unit_us, start, count
+    return name, unit_us, end - (MAX_TIME_BUCKETS - 1) * unit_us, MAX_TIME_BUCKETS
+
+
+def read_insights(store: Store, limits: InsightLimits | None = None) -> Insights:
+    """Aggregate the store's clicks into :class:`Insights`, bounded by ``limits``."""
+    limits = limits or InsightLimits()
+    with store.snapshot() as conn:
+        # Both counted on the conversation index alone (it covers them).
+        clicks, conversations = conn.execute(
+            "SELECT count(*), count(DISTINCT conversation_id) FROM clicks"
+        ).fetchone()
+        # One scan for the page of events and how many there are in all.
+        rows = conn.execute(
+            "SELECT button_event, n, first_us, last_us, count(*) OVER () FROM"
+            " (SELECT button_event, count(*) AS n, min(ts_us) AS first_us,"
+            " max(ts_us) AS last_us FROM clicks GROUP BY button_event)"
+            " ORDER BY n DESC, button_event LIMIT ? OFFSET ?",
+            (limits.events, limits.offset),
+        ).fetchall()
+        page = [row[:4] for row in rows]
+        events_total = rows[0][4] if rows else _count_events(conn, limits.offset)
+        labels = _labels(conn, [row[0] for row in page], limits.labels)
+        windows = {
+            event: bucket_window(first, last)
+            for event, _, first, last in page
+            if first is not None and last is not None
+        }
+        buckets = _buckets(conn, windows)
+        journeys = _journeys(conn, limits.journeys, limits.steps)
+    events = []
+    for event, count, first, last in page:
+        shown, distinct = labels.get(event, ([], 0))
+        listed = sum(row.clicks for row in shown)
+        timeline = None
+        if event in windows:
+            unit, unit_us, start, n_buckets = windows[event]
+            per_bucket = buckets.get(event, {})
+            timeline = Timeline(
+                unit=unit,
+                unit_us=unit_us,
+                buckets=[
+                    TimeBucket(start + i * unit_us, per_bucket.get(i, 0)) for i in range(n_buckets)
+                ],
+                earlier_clicks=_counted_before(count, per_bucket, n_buckets, first, start),
+            )
+        events.append(
+            EventInsight(
+                button_event=event,
+                clicks=int(count),
+                first_us=first,
+                last_us=last,
+                labels=shown,
+                distinct_labels=distinct,
+                other_clicks=int(count) - listed,
+                timeline=timeline,
+            )
+        )
+    return Insights(int(clicks), int(conversations), int(events_total), limits, events, journeys)
+
+
+def _count_events(conn: sqlite3.Connection, offset: int) -> int:
+    # Only asked when the page came back empty: no events, or an offset past them.
+    if offset == 0:
+        return 0
+    (count,) = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM clicks GROUP BY button_event)"
+    ).fetchone()
+    return int(count)
+
+
+def _counted_before(
+    count: int, per_bucket: dict[int, int], n_buckets: int, first: int, start: int
+) -> int:
+    # Only a window cut short leaves clicks before it; rows without a time
+    # are in ``count`` but in no bucket, and are not "earlier".
+    if first >= start:
+        return 0
+    return max(0, count - sum(per_bucket.values()))
+
+
+def _labels(
+    conn: sqlite3.Connection, events: list[str], limit: int
+) -> dict[str, tuple[list[LabelCount], int]]:
+    """event -> (its ``limit`` most clicked labels, how many labels it has), in one query."""
+    if not events:
+        return {}
+    marks = ", ".join("?" * len(events))
+    rows = conn.execute(
+        "WITH per_label AS (SELECT button_event, label, count(*) AS n FROM clicks"
+        f" WHERE button_event IN ({marks}) GROUP BY button_event, label),"
+        " ranked AS (SELECT button_event, label, n,"
+        " row_number() OVER (PARTITION BY button_event ORDER BY n DESC, label) AS r,"
+        " count(*) OVER (PARTITION BY button_event) AS distinct_labels,"
+        " sum(n) OVER (PARTITION BY button_event) AS total FROM per_label)"
+        # At least one row per event, so a limit of 0 still counts its labels.
+        " SELECT button_event, label, n, distinct_labels, total FROM ranked"
+        " WHERE r <= max(?, 1) ORDER BY button_event, r",
+        (*events, limit),
+    ).fetchall()
+    found: dict[str, tuple[list[LabelCount], int]] = {}
+    for event, label, n, distinct, total in rows:
+        shown, _ = found.setdefault(event, ([], int(distinct)))
+        if len(shown) < limit:
+            shown.append(LabelCount(label, int(n), int(n) / int(total)))
+    return found
+
+
+def _buckets(
+    conn: sqlite3.Connection, windows: dict[str, tuple[str, int, int, int]]
+) -> dict[str, dict[int, int]]:
+    """event -> {bucket index: clicks}, empty buckets left out, in one query."""
+    if not windows:
+        return {}
+    shown = ", ".join("(?, ?, ?)" for _ in windows)
+    params: list[Any] = []
+    for event, (_, unit_us, start, _count) in windows.items():
+        params += [event, start, unit_us]
+    rows = conn.execute(
+        f"WITH shown(button_event, start_us, unit_us) AS (VALUES {shown})"
+        " SELECT c.button_event, (c.ts_us - s.start_us) / s.unit_us AS bucket, count(*)"
+        " FROM clicks AS c JOIN shown AS s ON c.button_event = s.button_event"
+        " WHERE c.ts_us >= s.start_us GROUP BY c.button_event, bucket",
+        params,
+    ).fetchall()
+    found: dict[str, dict[int, int]] = {}
+    for event, bucket, n in rows:
+        found.setdefault(event, {})[int(bucket)] = int(n)
+    return found
+
+
+def _journeys(conn: sqlite3.Connection, conversations: int, steps: int) -> list[Journey]:
+    """The ``conversations`` most recently clicked, each with its ``steps`` newest clicks."""
+    # NOT INDEXED: walking the conversation index reads every row in index
+    # order, a random read each; one pass over the table and a sort is about
+    # five times faster on a database of 300,000 clicks.
+    recent = conn.execute(
+        "SELECT conversation_id, count(*), max(ts_us) AS newest FROM clicks NOT INDEXED"
+        " GROUP BY conversation_id ORDER BY newest DESC, conversation_id LIMIT ?",
+        (conversations,),
+    ).fetchall()
+    if not recent or steps == 0:
+        return [Journey(conversation_id, int(n), []) for conversation_id, n, _ in recent]
+    marks = ", ".join("?" * len(recent))
+    rows = conn.execute(
+        "SELECT conversation_id, button_event, label, value, timestamp, ts_us, click_id"
+        " FROM (SELECT *, row_number() OVER (PARTITION BY conversation_id"
+        " ORDER BY ts_us DESC, rowid DESC) AS r, rowid AS row_order FROM clicks"
+        f" WHERE conversation_id IN ({marks})) WHERE r <= ?"
+        " ORDER BY conversation_id, ts_us, row_order",
+        (*[row[0] for row in recent], steps),
+    ).fetchall()
+    by_conversation: dict[str, list[JourneyStep]] = {}
+    for conversation_id, *step in rows:
+        by_conversation.setdefault(conversation_id, []).append(JourneyStep(*step))
+    return [
+        Journey(conversation_id, int(n), by_conversation.get(conversation_id, []))
+        for conversation_id, n, _ in recent
+    ]
