@@ -12,9 +12,16 @@ a copy of the provider's tracer whose sampler always records. That span is a
 child of the current span when there is one, so the click keeps the agent's
 trace id.
 
+With ``Tracker(signal="log_event")`` a click is one log record through the
+OpenTelemetry Logs API instead (or as well, with ``"both"``), correlated
+with the current span; a log record is not sampled, so it needs no span.
+
 Modules: ``conversation`` (which conversation a click belongs to),
 ``checks`` (refusing bad input and fitting the SDK's limits), ``tracker``
-(``Tracker`` and ``track_button``).
+(``Tracker``), ``default_tracker`` (the module-level ``track_button``),
+``log_events`` (a click as a log record), ``click_metrics`` (the opt-in
+counter), ``settings`` (``signal`` and the ``AGENTSIGHT_CLICK_*``
+variables), ``click_ids``.
 """
 
 from agentsight_otel.recording.conversation import conversation, current_conversation_id
