@@ -237,3 +237,18 @@ def _log_limit_values(limits: Any) -> tuple[int | None, int | None]:
     if length is _MISSING:
         length = limits.max_attribute_length
     return count, length
+
+
+# --- What a logger provider already has (configure()'s logs path) -------------
+
+
+def log_record_processors(provider: Any) -> list[Any]:
+    """The log record processors an SDK ``LoggerProvider`` holds, in order.
+
+    As for spans, the SDK lists them nowhere public; a provider whose
+    internals are not what this expects answers ``[]`` (nothing known, so
+    ``configure()`` adds its processor). ``exporter_of`` reads the exporter
+    of a log record processor too (``_exporter``, or its ``_batch_processor``'s).
+    """
+    multi = getattr(provider, "_multi_log_record_processor", None)
+    return list(getattr(multi, "_log_record_processors", ()) or ())

@@ -10,6 +10,7 @@ queue (and spool), on the caller's thread, without I/O.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,12 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from agentsight_otel._sdk import exporter_of, span_processors
 from agentsight_otel.api_types import ExporterOptions
+from agentsight_otel.environment_variables import AGENTSIGHT_CLICK_SIGNAL
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
 from agentsight_otel.provider_order import watch_for_a_later_provider
+from agentsight_otel.recording.default_tracker import use_signal
+from agentsight_otel.recording.settings import LOG_EVENT, SPAN_EVENT, signal_setting
 from agentsight_otel.recording.span_annotation import install_conversation_stamping
 from agentsight_otel.wire.spans import compact
 
@@ -71,8 +75,10 @@ def configure(
     tracer_provider: TracerProvider | None = None,
     *,
     annotate_conversation_spans: bool = False,
+    signal: str | None = None,
+    logger_provider: Any = None,
     **exporter_arguments: Unpack[ExporterOptions],
-) -> ClickSpanProcessor | None:
+) -> Any:
     """Deliver clicks from the global (or given) tracer provider to AgentSight.
 
     Adds a ``ClickSpanProcessor`` to the provider the application already
@@ -102,6 +108,16 @@ def configure(
             (unless the provider has one), which stamps
             ``gen_ai.conversation.id`` on every span started inside a
             ``conversation()`` block. Default: False.
+        signal: Which clicks to deliver, as ``Tracker(signal=...)`` records
+            them: ``"span_event"`` (a ``ClickSpanProcessor`` on the tracer
+            provider), ``"log_event"`` (a ``ClickLogRecordProcessor`` on the
+            logger provider) or ``"both"``. Default: ``AGENTSIGHT_CLICK_SIGNAL``,
+            else ``"span_event"``. Given here, the module-level
+            ``track_button`` records with it too. The two paths share one
+            delivery (one queue, spool and statistics).
+        logger_provider: The SDK ``LoggerProvider`` of the logs path.
+            Default: the global one, created (with the tracer provider's
+            resource) and set when there is none.
         **exporter_arguments: Keyword arguments of ``AgentSightSpanExporter``
             (``api_key``, ``endpoint``, ``spool_path``, ``timeout``, ...),
             typed by ``agentsight_otel.ExporterOptions``: a misspelt name is
@@ -109,27 +125,32 @@ def configure(
             is added). Each unset one is read from the environment.
 
     Returns:
-        The ``ClickSpanProcessor`` it added, or ``None`` when the provider
-        already delivered clicks and nothing was added.
+        The ``ClickSpanProcessor`` it added (for ``log_event``: the
+        ``ClickLogRecordProcessor``), or ``None`` when the provider already
+        delivered clicks and nothing was added.
 
     Raises:
         TypeError: A keyword argument the exporter does not take; both
             ``exporter`` and exporter arguments (they would be ignored);
             ``tracer_provider`` is not an OpenTelemetry SDK
             ``TracerProvider``, or the global provider is some other kind
-            (set by another library) and so cannot take a span processor.
+            (set by another library) and so cannot take a span processor;
+            the same for a logger provider on the logs path.
             Nothing is added then. A bad setting (no API
             key, a plain ``http://`` endpoint, ...) does not raise: the
             exporter logs it once and refuses every export (see its
             ``disabled_reason``).
+        InvalidSettingError: ``signal`` (or ``AGENTSIGHT_CLICK_SIGNAL``) is
+            not one of the three signals; nothing is added.
     """
+    chosen = click_signal(signal)
     unknown = sorted(set(exporter_arguments) - set(ExporterOptions.__annotations__))
     if unknown:
         names = ", ".join(printable(repr(name), 80) for name in unknown[:5])
         raise TypeError(
             f"configure() got unexpected keyword arguments: {names}; it takes exporter, "
-            "tracer_provider, annotate_conversation_spans and the keyword arguments of "
-            "AgentSightSpanExporter"
+            "tracer_provider, annotate_conversation_spans, signal, logger_provider and the "
+            "keyword arguments of AgentSightSpanExporter"
         )
     if exporter is not None and exporter_arguments:
         raise TypeError(
@@ -158,8 +179,29 @@ def configure(
         watch_for_a_later_provider(provider)
     if annotate_conversation_spans:
         install_conversation_stamping(provider)
-    if find_agentsight(provider) is not None:
-        return None
-    processor = ClickSpanProcessor(exporter or AgentSightSpanExporter(**exporter_arguments))
-    provider.add_span_processor(processor)
-    return processor
+    added: ClickSpanProcessor | None = None
+    if chosen != LOG_EVENT and find_agentsight(provider) is None:
+        added = ClickSpanProcessor(exporter or AgentSightSpanExporter(**exporter_arguments))
+        provider.add_span_processor(added)
+    logs_added = None
+    if chosen != SPAN_EVENT:
+        from agentsight_otel.log_wiring import configure_logs  # the Logs SDK only when asked
+
+        like = exporter or (added.exporter if added is not None else None)
+        logs_added = configure_logs(provider, logger_provider, like, dict(exporter_arguments))
+    if signal is not None:
+        use_signal(chosen)  # the module-level track_button records what is delivered
+    return logs_added if chosen == LOG_EVENT else added
+
+
+def click_signal(signal: str | None) -> str:
+    """``signal``, else ``AGENTSIGHT_CLICK_SIGNAL``, else ``span_event``; checked.
+
+    Raises:
+        InvalidSettingError: Not one of the three signals (naming the
+            argument or the variable it came from).
+    """
+    if signal is not None:
+        return signal_setting(signal, "configure(signal=...)")
+    from_environment = os.environ.get(AGENTSIGHT_CLICK_SIGNAL) or SPAN_EVENT
+    return signal_setting(from_environment, AGENTSIGHT_CLICK_SIGNAL)

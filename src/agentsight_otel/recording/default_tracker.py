@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentsight_otel.api_types import TrackedClick
-from agentsight_otel.recording.settings import settings_from_environment
+from agentsight_otel.recording.settings import settings_from_environment, signal_setting
 from agentsight_otel.recording.tracker import Tracker
 
 _default_tracker: Tracker | None = None
 _default_lock = threading.Lock()
+#: The signal ``configure(signal=...)`` chose, over ``AGENTSIGHT_CLICK_SIGNAL``.
+_configured_signal: str | None = None
 
 
 def _tracker_from_environment() -> Tracker:
@@ -29,8 +31,25 @@ def _tracker_from_environment() -> Tracker:
     with _default_lock:
         if _default_tracker is None:
             signal, click_metrics = settings_from_environment()
-            _default_tracker = Tracker(signal=signal, click_metrics=click_metrics)
+            _default_tracker = Tracker(
+                signal=_configured_signal or signal, click_metrics=click_metrics
+            )
         return _default_tracker
+
+
+def use_signal(signal: str | None) -> None:
+    """Make the module-level ``track_button`` record with ``signal`` from its
+    next click on (``configure(signal=...)`` calls it, so the clicks take the
+    path it wired); None: ``AGENTSIGHT_CLICK_SIGNAL`` again.
+
+    Raises:
+        InvalidSettingError: ``signal`` is not a signal.
+    """
+    global _default_tracker, _configured_signal
+    checked = None if signal is None else signal_setting(signal)
+    with _default_lock:
+        _configured_signal = checked
+        _default_tracker = None
 
 
 def reset_default_tracker() -> None:
