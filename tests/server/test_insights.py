@@ -9,13 +9,15 @@ checked here for escaping and bounds, and in a real browser in
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from agentsight_otel import semconv
 from agentsight_otel.server.insights import MAX_TIME_BUCKETS, bucket_window
-from conftest import Wire
+
+if TYPE_CHECKING:  # only for annotations: the server tests' conftest builds these
+    from conftest import Wire
 
 BASE = datetime(2025, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 INJECTION = "<script>window.__pwned = 1</script><b>bold</b>"
