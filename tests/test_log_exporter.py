@@ -345,3 +345,27 @@ def test_export_never_raises_into_the_sdk() -> None:
         assert result.name == "FAILURE"
     finally:
         exporter.shutdown(0)
+
+
+def test_tracker_both_gives_identical_ingest_records_on_either_signal(
+    providers: tuple[TracerProvider, LoggerProvider, InMemorySpanExporter, Collecting],
+) -> None:
+    """Through the public API: Tracker(signal="both") records one click as a
+    span event and as a log record; each path's ingest body is the same."""
+    tracer_provider, logger_provider, spans, logs = providers
+    tracker = Tracker(
+        "conv-both",
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        signal="both",
+    )
+    with tracer_provider.get_tracer("app").start_as_current_span("turn"):
+        click = tracker.track_button("feedback", "No", "no", metadata={"reason": ["slow", 2]})
+    from_spans, _ = records_from_spans(spans.get_finished_spans())
+    found = compact_logs(logs.items)
+    assert found is not None
+    from_logs, _ = records_from_log_clicks([found[0]])
+    assert (
+        [r.click_id for r in from_logs] == [r.click_id for r in from_spans] == [click["click_id"]]
+    )
+    assert encode_ingest(from_logs, "production") == encode_ingest(from_spans, "production")
