@@ -20,7 +20,6 @@ skipped, so the next source gets its turn.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from contextvars import ContextVar, Token
 
 from opentelemetry import baggage, trace
@@ -65,34 +64,43 @@ def _usable(value: object) -> str | None:
     return value
 
 
-def current_conversation_id() -> str | None:
+def current_conversation_id(span: object = None) -> str | None:
     """The conversation in effect here, or None; see the module docstring
     for the order (``conversation()`` first, then ``gen_ai.conversation.id``
     in baggage, on the current span, then ``agentsight.conversation_id`` in
-    baggage)."""
+    baggage). ``span``: the current span when the caller has already read
+    it (``track_button`` has), else None to read it here if needed."""
     active = _active_conversation.get()
     if active is not None:
         return active
-    return conversation_from_context()
+    return conversation_from_context(span)
 
 
-def conversation_from_context() -> str | None:
+def conversation_from_context(span: object = None) -> str | None:
     """The conversation the OpenTelemetry context carries, or None: the
     ``gen_ai.conversation.id`` baggage entry, the current span's
     ``gen_ai.conversation.id`` attribute, the ``agentsight.conversation_id``
-    baggage entry, first usable wins."""
+    baggage entry, first usable wins. ``span``: the current span, if the
+    caller has it."""
     carried = baggage.get_all()
     if carried:
-        found = _usable(carried.get(BAGGAGE_GEN_AI_CONVERSATION_ID))
-        if found is not None:
-            return found
-    # An SDK span (recording or ended) has public ``attributes``; the API's
-    # non-recording span has none, and nothing to offer.
-    attributes = getattr(trace.get_current_span(), "attributes", None)
-    if isinstance(attributes, Mapping):
-        found = _usable(attributes.get(GEN_AI_CONVERSATION_ID))
-        if found is not None:
-            return found
+        found = carried.get(BAGGAGE_GEN_AI_CONVERSATION_ID)
+        if found is not None and (usable := _usable(found)) is not None:
+            return usable
+    # An SDK span (recording or ended) has public ``attributes``, a read-only
+    # mapping; the API's non-recording span has none, and nothing to offer.
+    # Duck-typed: an isinstance() test against the Mapping ABC costs more
+    # than the rest of this lookup.
+    if span is None:
+        span = trace.get_current_span()
+    attributes = getattr(span, "attributes", None)
+    if attributes is not None:
+        try:
+            found = attributes.get(GEN_AI_CONVERSATION_ID)
+        except (AttributeError, TypeError):  # not a mapping after all
+            found = None
+        if found is not None and (usable := _usable(found)) is not None:
+            return usable
     if carried:
         return _usable(carried.get(BAGGAGE_CONVERSATION_ID))
     return None

@@ -269,10 +269,11 @@ class Tracker:
             required_text("label", label)
         if not (type(value) is str and value.isascii() and value.strip()):
             required_text("value", value)
+        span = trace.get_current_span()  # read once: resolution may need it too
         if conversation_id is not None:
             resolved = conversation_argument(conversation_id)
         else:
-            found = self._conversation_id or current_conversation_id()
+            found = self._conversation_id or current_conversation_id(span)
             if found is None:
                 raise MissingConversationIdError()
             resolved = found
@@ -301,7 +302,6 @@ class Tracker:
                 flat = True
 
         now = _time_ns()
-        span = trace.get_current_span()
         click_logger = self._click_logger
         if click_logger is not None:
             # Resolved and fitted before anything is recorded, so a refusal
