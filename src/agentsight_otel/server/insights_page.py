@@ -254,9 +254,9 @@ def _journey_section(journey: Journey, colors: Mapping[str, str]) -> str:
     return "".join(parts)
 
 
-def _page_link(insights: Insights, offset: int, text: str) -> str:
+def _query(insights: Insights, offset: int) -> str:
     limits = insights.limits
-    query = urlencode(
+    return urlencode(
         {
             "events": limits.events,
             "offset": offset,
@@ -265,7 +265,10 @@ def _page_link(insights: Insights, offset: int, text: str) -> str:
             "steps": limits.steps,
         }
     )
-    return f'<a href="/insights/?{escape(query)}">{escape(text)}</a>'
+
+
+def _page_link(insights: Insights, offset: int, text: str) -> str:
+    return f'<a href="/insights/?{escape(_query(insights, offset))}">{escape(text)}</a>'
 
 
 def render_insights_page(insights: Insights) -> str:
@@ -311,6 +314,8 @@ def render_insights_page(insights: Insights) -> str:
         f"<p>{_plural(insights.total_clicks, 'click')} on "
         f"{_plural(insights.total_events, 'button event')} in "
         f"{_plural(insights.total_conversations, 'conversation')}. "
-        '<a href="/">All clicks</a> · <a href="/api/insights/">JSON</a></p></header>'
+        '<a href="/">All clicks</a> · '
+        f'<a href="/api/insights/?{escape(_query(insights, limits.offset))}">JSON</a>'
+        "</p></header>"
         f"<main>{body}</main></body></html>"
     )
