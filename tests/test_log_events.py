@@ -33,7 +33,7 @@ from agentsight_otel import (
     TracingNotConfiguredError,
     Tracker,
 )
-from agentsight_otel.recording import default_tracker
+from agentsight_otel.recording import default_tracker, log_events
 from agentsight_otel.recording.log_events import EVENT_NAME_SUPPORTED
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, CLICK_ID, METADATA_JSON
 from agentsight_otel.wire.records import record_from_event
@@ -244,10 +244,27 @@ def test_a_value_over_the_length_limit_is_refused_not_cut(
     with pytest.raises(InvalidButtonError) as refused:
         tracker.track_button("e", "l", "v", metadata={"note": "x" * 41})
     assert refused.value.field == "agentsight.metadata.note"
-    assert "LENGTH_LIMIT=40" in refused.value.rule
+    assert "over OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=40" in refused.value.rule
     assert pipeline.records() == [] and pipeline.click_events() == []
     tracker.track_button("e", "l", "v", metadata={"note": "x" * 40})
     assert dict(pipeline.records()[0].attributes)["agentsight.metadata.note"] == "x" * 40
+
+
+def test_the_log_record_length_limit_is_named_when_it_is_the_one_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Newer SDKs have limits of their own for log records; the refusal
+    names the variable that set the limit the click broke."""
+    if not log_events.LOG_RECORD_LIMITS_SUPPORTED:
+        pytest.skip("this SDK has no OTEL_LOGRECORD_* limits")
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1000")
+    monkeypatch.setenv("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT", "40")
+    pipeline = Pipeline()
+    with pytest.raises(InvalidButtonError) as refused:
+        pipeline.tracker("log_event").track_button("e", "l", "x" * 41)
+    assert refused.value.field == "agentsight.button_value"
+    assert "over OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT=40" in refused.value.rule
+    assert pipeline.records() == []
 
 
 def test_too_many_attributes_are_folded_into_one_json_attribute(
@@ -269,7 +286,7 @@ def test_a_count_limit_too_small_for_the_click_is_refused(
 ) -> None:
     monkeypatch.setenv("OTEL_ATTRIBUTE_COUNT_LIMIT", "3")
     pipeline = Pipeline()
-    with pytest.raises(InvalidButtonError, match="ATTRIBUTE_COUNT_LIMIT: is 3"):
+    with pytest.raises(InvalidButtonError, match=r"^OTEL_ATTRIBUTE_COUNT_LIMIT: is 3"):
         pipeline.tracker("log_event").track_button("e", "l", "v")
     assert pipeline.records() == []
 

@@ -26,7 +26,8 @@ provider and knows which record to build and which limits apply.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import _logs, trace
@@ -58,14 +59,24 @@ _SDK_LOGGER: Any = sdk_logs.Logger
 #: deprecated alias that warns when made).
 _LIMITS_CLASS: Any = getattr(sdk_logs, "LogRecordLimits", None) or sdk_logs.LogLimits
 
-#: Settings named in a refusal: the log-record-specific variables where the
-#: SDK reads them, the general ones (which they fall back to) otherwise.
-if hasattr(_LIMITS_CLASS(), "max_log_record_attributes"):
-    COUNT_SETTING = "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"
-    LENGTH_SETTING = "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"
-else:  # pragma: no cover - older SDKs
-    COUNT_SETTING = "OTEL_ATTRIBUTE_COUNT_LIMIT"
-    LENGTH_SETTING = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+#: Whether the SDK has log-record-specific limits (``OTEL_LOGRECORD_*``),
+#: which fall back to the general ``OTEL_ATTRIBUTE_*`` ones.
+LOG_RECORD_LIMITS_SUPPORTED = (
+    "max_log_record_attributes" in inspect.signature(_LIMITS_CLASS.__init__).parameters
+)
+
+
+def limit_settings(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The names a refusal gives the count and the length limit: the
+    variable that set each, or the one to set when none did."""
+    names = []
+    for general in ("OTEL_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+        specific = general.replace("OTEL_ATTRIBUTE_", "OTEL_LOGRECORD_ATTRIBUTE_")
+        if not LOG_RECORD_LIMITS_SUPPORTED:
+            names.append(general)
+        else:
+            names.append(general if general in environ and specific not in environ else specific)
+    return names[0], names[1]
 
 
 class ClickLogTarget:
@@ -75,7 +86,7 @@ class ClickLogTarget:
     emit it on the same target while another thread swaps the cache.
     """
 
-    __slots__ = ("_emit", "_fixed", "logger", "max_attributes", "max_length")
+    __slots__ = ("_emit", "_fixed", "_settings", "logger", "max_attributes", "max_length")
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
@@ -87,12 +98,14 @@ class ClickLogTarget:
             # caller; give it those of the environment, which the click was
             # fitted to, so the SDK and this package agree.
             self.max_attributes, self.max_length = public_log_record_limits()
-            fixed["limits"] = _LIMITS_CLASS()
+            if "limits" in _RECORD_PARAMETERS:
+                fixed["limits"] = _LIMITS_CLASS()
             if "resource" in _RECORD_PARAMETERS:
                 fixed["resource"] = logger.resource
         else:
             self.max_attributes, self.max_length = logger_record_limits(logger)
         self._fixed = fixed
+        self._settings = limit_settings()
         self._emit: Callable[[Any], None] = logger.emit
 
     def fit(self, attributes: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +114,7 @@ class ClickLogTarget:
         max_attributes, max_length = self.max_attributes, self.max_length
         if max_length is None and (max_attributes is None or len(attributes) <= max_attributes):
             return attributes
-        return fit_counts(attributes, max_attributes, max_length, COUNT_SETTING, LENGTH_SETTING)
+        return fit_counts(attributes, max_attributes, max_length, *self._settings)
 
     def emit(
         self, attributes: dict[str, Any], time_ns: int, span: trace.Span, current: bool
