@@ -35,7 +35,10 @@ class TrackedClick(TypedDict):
             de-duplicates redeliveries on it.
         trace_id: 32 hex characters: the trace of the span carrying the click.
         span_id: 16 hex characters: the span carrying the click (the current
-            span, or the click's own ``agentsight.button`` span).
+            span, or the click's own ``agentsight.button`` span). A click
+            recorded only as a log record (``signal="log_event"``) carries
+            the current span's ids; with no current span, both are all
+            zeros.
     """
 
     button_event: str
