@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
+import requests
+
+from agentsight_otel.server.receiver import ReceiverHandle
+
+if TYPE_CHECKING:
+    from conftest import Wire
 
 WRONG_KEY = "ags_ffffffffffffffffffffffffffffffff_ffffff"
 
@@ -17,12 +24,12 @@ BAD_HEADERS = [
 ]
 
 
-def _json_headers(extra):
+def _json_headers(extra: dict[str, str]) -> dict[str, str]:
     return {"Content-Type": "application/json", **extra}
 
 
 @pytest.mark.parametrize("headers", BAD_HEADERS)
-def test_ingest_refuses_with_403(wire, headers):
+def test_ingest_refuses_with_403(wire: Wire, headers: dict[str, str]) -> None:
     body = json.dumps(wire.payload(wire.block("c", wire.button_span()))).encode()
     response = wire.post_raw("/api/ingest/", body, _json_headers(headers))
     assert response.status_code == 403
@@ -30,7 +37,7 @@ def test_ingest_refuses_with_403(wire, headers):
 
 
 @pytest.mark.parametrize("headers", BAD_HEADERS)
-def test_buttons_me_and_control_refuse_with_401(wire, headers):
+def test_buttons_me_and_control_refuse_with_401(wire: Wire, headers: dict[str, str]) -> None:
     body = json.dumps(wire.button_body()).encode()
     responses = [
         wire.post_raw("/api/buttons/", body, _json_headers(headers)),
@@ -47,8 +54,9 @@ def test_buttons_me_and_control_refuse_with_401(wire, headers):
     assert wire.receiver.faults.rules == []
 
 
-def test_the_key_is_never_echoed(wire):
+def test_the_key_is_never_echoed(wire: Wire) -> None:
     real = wire.receiver.api_key
+    assert real is not None
     body = json.dumps(wire.payload(wire.block("c", wire.button_span()))).encode()
     responses = [
         wire.post_raw(
@@ -72,7 +80,7 @@ def test_the_key_is_never_echoed(wire):
         assert real not in str(response.headers)
 
 
-def test_read_side_needs_no_key(wire):
+def test_read_side_needs_no_key(wire: Wire) -> None:
     assert wire.post_buttons(wire.button_body()).status_code == 201
     for path in ("/", "/api/conversations/", "/api/conversations/conv-1/buttons/"):
         assert wire.get(path).status_code == 200, path
@@ -80,7 +88,9 @@ def test_read_side_needs_no_key(wire):
         assert wire.get(path).status_code == 200, path
 
 
-def test_without_a_configured_key_any_key_is_accepted(open_receiver, session):
+def test_without_a_configured_key_any_key_is_accepted(
+    open_receiver: ReceiverHandle, session: requests.Session
+) -> None:
     url = open_receiver.url
     body = {
         "timestamp": "2025-01-01T00:00:00Z",
@@ -103,6 +113,6 @@ def test_without_a_configured_key_any_key_is_accepted(open_receiver, session):
     assert session.post(f"{url}/api/buttons/", json=body, headers=bearer).status_code == 401
 
 
-def test_auth_scheme_is_case_insensitive(wire):
+def test_auth_scheme_is_case_insensitive(wire: Wire) -> None:
     headers = {"Authorization": f"api-key {wire.receiver.api_key}"}
     assert wire.get("/api/me/", headers=headers).status_code == 200

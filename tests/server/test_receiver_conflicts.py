@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from agentsight_otel import semconv
 from agentsight_otel.server.conflicts import MAX_REPORTED_CONFLICTS
 
+if TYPE_CHECKING:
+    from conftest import Wire
+
 RECEIVER_LOGGER = "agentsight_otel.server"
 
 
-def _click_id(span) -> str:
+def _click_id(span: dict[str, Any]) -> str:
     return str(span["attributes"][semconv.INGEST_CLICK_ID])
 
 
-def test_same_id_in_another_conversation_is_a_conflict(wire, caplog):
+def test_same_id_in_another_conversation_is_a_conflict(
+    wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
     span = wire.button_span()
     assert (
         wire.post_ingest(wire.payload(wire.block("conv-a", span))).json()["duplicates_conflicting"]
@@ -46,7 +54,7 @@ def test_same_id_in_another_conversation_is_a_conflict(wire, caplog):
     assert "different content" in warnings[0].getMessage()
 
 
-def test_same_id_with_another_label_is_a_conflict(wire):
+def test_same_id_with_another_label_is_a_conflict(wire: Wire) -> None:
     span = wire.button_span()
     wire.post_ingest(wire.payload(wire.block("c", span)))
     relabelled = json.loads(json.dumps(span))
@@ -55,7 +63,9 @@ def test_same_id_with_another_label_is_a_conflict(wire):
     assert (answer["duplicates"], answer["duplicates_conflicting"]) == (1, 1)
 
 
-def test_honest_redeliveries_are_not_conflicts(wire, caplog):
+def test_honest_redeliveries_are_not_conflicts(
+    wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
     span = wire.button_span()
     wire.post_ingest(wire.payload(wire.block("c", span)))
     # The same bytes again; a new span around the same click; the metadata
@@ -77,7 +87,7 @@ def test_honest_redeliveries_are_not_conflicts(wire, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_conflicts_inside_one_batch_are_counted(wire):
+def test_conflicts_inside_one_batch_are_counted(wire: Wire) -> None:
     span = wire.button_span()
     other = json.loads(json.dumps(span))
     other["attributes"][semconv.INGEST_BUTTON_VALUE] = "product_999"
@@ -86,7 +96,7 @@ def test_conflicts_inside_one_batch_are_counted(wire):
     assert (answer["duplicates"], answer["duplicates_conflicting"]) == (2, 1)
 
 
-def test_buttons_route_reports_a_conflict(wire):
+def test_buttons_route_reports_a_conflict(wire: Wire) -> None:
     body = wire.button_body()
     assert wire.post_buttons(body).json()["duplicates_conflicting"] == 0
     answer = wire.post_buttons(dict(body, conversation_id="conv-other")).json()
@@ -94,7 +104,9 @@ def test_buttons_route_reports_a_conflict(wire):
     assert answer["duplicates_conflicting"] == 1
 
 
-def test_reported_ids_are_bounded_but_the_count_is_not(wire, caplog):
+def test_reported_ids_are_bounded_but_the_count_is_not(
+    wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
     spans = [wire.button_span() for _ in range(MAX_REPORTED_CONFLICTS + 30)]
     wire.post_ingest(wire.payload(wire.block("a", *spans)))
     with caplog.at_level(logging.WARNING, logger=RECEIVER_LOGGER):
@@ -105,7 +117,9 @@ def test_reported_ids_are_bounded_but_the_count_is_not(wire, caplog):
     assert len(warning.getMessage()) < 2000
 
 
-def test_the_warning_escapes_a_hostile_click_id(wire, caplog):
+def test_the_warning_escapes_a_hostile_click_id(
+    wire: Wire, caplog: pytest.LogCaptureFixture
+) -> None:
     forged = "x\n2026-01-01 CRITICAL forged line\x1b[2J"
     span = wire.button_span(attributes={semconv.INGEST_CLICK_ID: forged})
     wire.post_ingest(wire.payload(wire.block("a", span)))

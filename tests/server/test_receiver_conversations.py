@@ -10,9 +10,15 @@ others pin the routes' answers over plain HTTP.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import legacy_peer
 import pytest
+import requests
+
+if TYPE_CHECKING:
+    from conftest import Wire
 
 FLOW = r"""
 import json
@@ -37,12 +43,13 @@ print(json.dumps({"result": result, "conversation": conversation}))
 
 
 @pytest.fixture(scope="module")
-def legacy_python():
+def legacy_python() -> Path:
     return legacy_peer.python()
 
 
 @pytest.mark.peers
-def test_the_044_flow_works_end_to_end(legacy_python, wire):
+def test_the_044_flow_works_end_to_end(legacy_python: Path, wire: Wire) -> None:
+    assert wire.receiver.api_key is not None
     out = json.loads(
         legacy_peer.run(FLOW, wire.url, wire.receiver.api_key).strip().splitlines()[-1]
     )
@@ -81,11 +88,11 @@ def test_the_044_flow_works_end_to_end(legacy_python, wire):
     assert action["tools_used"] == {"catalog": {"hits": 3}}
 
 
-def _post(wire, path: str, body):
+def _post(wire: Wire, path: str, body: dict[str, Any]) -> requests.Response:
     return wire.session.post(f"{wire.url}{path}", json=body, headers=wire.auth, timeout=30)
 
 
-def test_create_is_get_or_create(wire):
+def test_create_is_get_or_create(wire: Wire) -> None:
     first = _post(wire, "/api/conversations/", {"conversation_id": "c-1", "is_used": False})
     assert first.status_code == 201, first.text
     again = _post(wire, "/api/conversations/", {"conversation_id": "c-1", "language": "en"})
@@ -120,13 +127,15 @@ def test_create_is_get_or_create(wire):
         ("/api/action_logs/", {"action_name": "a", "started_at": "noon"}, "started_at"),
     ],
 )
-def test_bad_bodies_get_400_naming_the_field(wire, path, body, field):
+def test_bad_bodies_get_400_naming_the_field(
+    wire: Wire, path: str, body: dict[str, Any], field: str
+) -> None:
     response = _post(wire, path, body)
     assert response.status_code == 400, response.text
     assert field in response.json()["errors"]
 
 
-def test_writes_need_the_key(wire):
+def test_writes_need_the_key(wire: Wire) -> None:
     response = wire.session.post(
         f"{wire.url}/api/conversations/",
         json={"conversation_id": "c"},
@@ -146,7 +155,7 @@ def test_writes_need_the_key(wire):
         ("DELETE", "/api/conversations/1/delete/", "deleting"),
     ],
 )
-def test_what_is_not_implemented_says_so(wire, method, path, what):
+def test_what_is_not_implemented_says_so(wire: Wire, method: str, path: str, what: str) -> None:
     response = wire.session.request(
         method, f"{wire.url}{path}", json={}, headers=wire.auth, timeout=30
     )

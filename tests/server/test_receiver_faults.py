@@ -6,12 +6,17 @@ import argparse
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
 from agentsight_otel.server.faults import FaultPlan, FaultRule, FaultSpecError
 from agentsight_otel.server.receiver import running_receiver, serve_from_args
+
+if TYPE_CHECKING:
+    from conftest import Wire
 
 # --- spec syntax --------------------------------------------------------------
 
@@ -31,7 +36,7 @@ from agentsight_otel.server.receiver import running_receiver, serve_from_args
         (" STALL : 1 : seconds = 0.5 ", FaultRule("stall", 1.0, seconds=0.5)),
     ],
 )
-def test_spec_parses(spec, expected):
+def test_spec_parses(spec: str, expected: FaultRule) -> None:
     rule = FaultRule.from_spec(spec)
     assert rule == expected
     assert FaultRule.from_spec(rule.spec()) == rule
@@ -58,13 +63,13 @@ def test_spec_parses(spec, expected):
         "500:1:limit=-1",
     ],
 )
-def test_bad_spec_is_refused_with_a_reason(spec):
+def test_bad_spec_is_refused_with_a_reason(spec: str) -> None:
     with pytest.raises(FaultSpecError) as caught:
         FaultRule.from_spec(spec)
     assert str(caught.value)
 
 
-def test_even_selection_is_exact_and_deterministic():
+def test_even_selection_is_exact_and_deterministic() -> None:
     plan = FaultPlan.from_specs(["503:0.5"])
     hits = [plan.decide().status for _ in range(10)]
     assert hits == [503, None] * 5
@@ -75,8 +80,8 @@ def test_even_selection_is_exact_and_deterministic():
     assert all(plan.decide().status is None for _ in range(50))
 
 
-def test_seeded_selection_repeats_and_keeps_the_share():
-    def pattern():
+def test_seeded_selection_repeats_and_keeps_the_share() -> None:
+    def pattern() -> list[int | None]:
         plan = FaultPlan.from_specs(["500:0.3:seed=42"])
         return [plan.decide().status for _ in range(2000)]
 
@@ -85,7 +90,7 @@ def test_seeded_selection_repeats_and_keeps_the_share():
     assert 450 < first.count(500) < 750
 
 
-def test_first_status_rule_answers_and_stalls_add_up():
+def test_first_status_rule_answers_and_stalls_add_up() -> None:
     plan = FaultPlan.from_specs(["stall:1:seconds=0.5", "503:1", "500:1", "stall:1:seconds=0.25"])
     decision = plan.decide()
     assert decision.status == 503
@@ -93,7 +98,7 @@ def test_first_status_rule_answers_and_stalls_add_up():
     assert [r["fired"] for r in plan.snapshot()] == [1, 1, 0, 1]
 
 
-def test_limit_stops_a_rule():
+def test_limit_stops_a_rule() -> None:
     plan = FaultPlan.from_specs(["500:1:limit=2"])
     assert [plan.decide().status for _ in range(4)] == [500, 500, None, None]
 
@@ -101,7 +106,7 @@ def test_limit_stops_a_rule():
 # --- over HTTP ------------------------------------------------------------------
 
 
-def test_429_with_retry_after_is_seen_by_a_plain_client(wire):
+def test_429_with_retry_after_is_seen_by_a_plain_client(wire: Wire) -> None:
     wire.receiver.faults.set_rules([FaultRule.from_spec("429:0.5:retry_after=2")])
     body = wire.button_body()
 
@@ -116,7 +121,7 @@ def test_429_with_retry_after_is_seen_by_a_plain_client(wire):
     assert wire.count() == 1
 
 
-def test_503_on_ingest_stores_nothing_until_the_retry(wire):
+def test_503_on_ingest_stores_nothing_until_the_retry(wire: Wire) -> None:
     wire.set_faults("503:1:limit=1")
     payload = wire.payload(wire.block("c", wire.button_span()))
     assert wire.post_ingest(payload).status_code == 503
@@ -125,14 +130,14 @@ def test_503_on_ingest_stores_nothing_until_the_retry(wire):
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
-def test_every_5xx_kind(wire, status):
+def test_every_5xx_kind(wire: Wire, status: int) -> None:
     wire.set_faults(f"{status}:1")
     response = wire.post_buttons(wire.button_body())
     assert response.status_code == status
     assert "injected" in response.json()["detail"]
 
 
-def test_stored_fault_answers_an_error_after_committing(wire):
+def test_stored_fault_answers_an_error_after_committing(wire: Wire) -> None:
     # A gateway timing out after the backend committed: the client retries,
     # and idempotency must keep the click single.
     wire.set_faults("504:1:stored=1:limit=1")
@@ -148,7 +153,7 @@ def test_stored_fault_answers_an_error_after_committing(wire):
     }
 
 
-def test_stall_delays_the_answer_and_times_out_a_client(wire):
+def test_stall_delays_the_answer_and_times_out_a_client(wire: Wire) -> None:
     wire.set_faults("stall:1:seconds=1.5")
     start = time.monotonic()
     assert wire.post_buttons(wire.button_body()).status_code == 201
@@ -164,14 +169,14 @@ def test_stall_delays_the_answer_and_times_out_a_client(wire):
     assert wire.count() == 2
 
 
-def test_faults_only_touch_write_requests(wire):
+def test_faults_only_touch_write_requests(wire: Wire) -> None:
     wire.set_faults("503:1")
     assert wire.get("/api/me/", headers=wire.auth).status_code == 200
     assert wire.get("/api/conversations/").status_code == 200
     assert wire.get("/").status_code == 200
 
 
-def test_faults_switch_at_runtime_through_the_control_endpoint(wire):
+def test_faults_switch_at_runtime_through_the_control_endpoint(wire: Wire) -> None:
     assert wire.post_buttons(wire.button_body()).status_code == 201
 
     response = wire.set_faults("503:1", "stall:0.5:seconds=0")
@@ -206,7 +211,7 @@ def test_faults_switch_at_runtime_through_the_control_endpoint(wire):
     "body",
     [{"rules": ["418:1"]}, {"rules": "503:1"}, {"rules": [7]}, {"specs": []}, [{"kind": "x"}]],
 )
-def test_bad_control_bodies_are_400_and_change_nothing(wire, body):
+def test_bad_control_bodies_are_400_and_change_nothing(wire: Wire, body: object) -> None:
     wire.set_faults("503:0")
     response = wire.session.put(f"{wire.url}/_control/faults", json=body, headers=wire.auth)
     assert response.status_code == 400
@@ -215,7 +220,7 @@ def test_bad_control_bodies_are_400_and_change_nothing(wire, body):
     ]
 
 
-def test_a_plan_given_at_start(tmp_path):
+def test_a_plan_given_at_start(tmp_path: Path) -> None:
     plan = FaultPlan.from_specs(["429:1:retry_after=1"])
     with running_receiver(tmp_path / "r.sqlite3", faults=plan) as receiver:
         response = requests.post(
@@ -232,18 +237,18 @@ def test_a_plan_given_at_start(tmp_path):
 # --- serve_from_args honours --fault ------------------------------------------------
 
 
-def _args(tmp_path, *faults):
+def _args(tmp_path: Path, *faults: str) -> argparse.Namespace:
     return argparse.Namespace(
         host="127.0.0.1", port=0, db=str(tmp_path / "s.sqlite3"), api_key="k", fault=list(faults)
     )
 
 
-def test_serve_refuses_a_bad_fault_spec(tmp_path, capsys):
+def test_serve_refuses_a_bad_fault_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert serve_from_args(_args(tmp_path, "418:1")) == 2
     assert "fault" in capsys.readouterr().err
 
 
-def test_serve_runs_with_faults_from_the_command_line(tmp_path):
+def test_serve_runs_with_faults_from_the_command_line(tmp_path: Path) -> None:
     launcher = (
         "import argparse, sys\n"
         "from agentsight_otel.server.receiver import serve_from_args\n"

@@ -25,7 +25,9 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_a_relative_db_path_serves_reads(tmp_path, monkeypatch, session):
+def test_a_relative_db_path_serves_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session: requests.Session
+) -> None:
     monkeypatch.chdir(tmp_path)
     with running_receiver("rel.sqlite3") as receiver:
         # Resolved once: a later change of directory does not move the database.
@@ -54,7 +56,7 @@ def test_a_relative_db_path_serves_reads(tmp_path, monkeypatch, session):
     assert (tmp_path / "rel.sqlite3").exists()
 
 
-def test_serve_with_a_relative_db_answers_reads(tmp_path):
+def test_serve_with_a_relative_db_answers_reads(tmp_path: Path) -> None:
     # The command line itself, as the issue reports it.
     child = subprocess.Popen(
         [sys.executable, "-m", "agentsight_otel.cli", "serve", "--port", "0", "--db", "r.sqlite3"],
@@ -64,7 +66,7 @@ def test_serve_with_a_relative_db_answers_reads(tmp_path):
         text=True,
     )
     try:
-        assert child.stdout is not None
+        assert child.stdout is not None and child.stderr is not None
         first = child.stdout.readline()
         assert "http://" in first, first + (child.stderr.read() if child.poll() is not None else "")
         url = first[first.index("http://") :].split()[0].rstrip("/")
@@ -76,7 +78,7 @@ def test_serve_with_a_relative_db_answers_reads(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_database_files_and_created_directories_are_private(tmp_path):
+def test_database_files_and_created_directories_are_private(tmp_path: Path) -> None:
     db = tmp_path / "made" / "by" / "us" / "receiver.sqlite3"
     store = Store(db)
     try:
@@ -98,7 +100,7 @@ def test_database_files_and_created_directories_are_private(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_files_stay_private_under_a_permissive_umask(tmp_path):
+def test_files_stay_private_under_a_permissive_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         store = Store(tmp_path / "d" / "r.sqlite3")

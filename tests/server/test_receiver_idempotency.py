@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import requests
 
 from agentsight_otel import semconv
+from agentsight_otel.server.receiver import ReceiverHandle
+
+if TYPE_CHECKING:
+    from conftest import Wire
 
 
-def test_same_click_twice_via_buttons_is_stored_once(wire):
+def test_same_click_twice_via_buttons_is_stored_once(wire: Wire) -> None:
     body = wire.button_body()
     first = wire.post_buttons(body)
     second = wire.post_buttons(body)
@@ -18,7 +23,7 @@ def test_same_click_twice_via_buttons_is_stored_once(wire):
     assert wire.count() == 1
 
 
-def test_identical_retries_without_a_click_id_dedupe_by_content(wire):
+def test_identical_retries_without_a_click_id_dedupe_by_content(wire: Wire) -> None:
     body = wire.button_body(metadata={"a": 1, "b": [1, 2]})
     reordered = dict(reversed(list(body.items())))  # same JSON object, other key order
     assert wire.post_buttons(body).status_code == 201
@@ -29,7 +34,7 @@ def test_identical_retries_without_a_click_id_dedupe_by_content(wire):
     assert wire.count() == 2
 
 
-def test_same_click_twice_via_ingest_is_stored_once(wire):
+def test_same_click_twice_via_ingest_is_stored_once(wire: Wire) -> None:
     spans = [wire.button_span() for _ in range(3)]
     payload = wire.payload(wire.block("c", *spans))
 
@@ -53,7 +58,7 @@ def test_same_click_twice_via_ingest_is_stored_once(wire):
     assert wire.count() == 3
 
 
-def test_duplicates_inside_one_batch_are_stored_once(wire):
+def test_duplicates_inside_one_batch_are_stored_once(wire: Wire) -> None:
     span = wire.button_span()
     payload = wire.payload(wire.block("c", span, span), wire.block("c", span))
     assert wire.post_ingest(payload).json() == {
@@ -65,7 +70,7 @@ def test_duplicates_inside_one_batch_are_stored_once(wire):
     }
 
 
-def test_a_redelivery_with_a_new_span_id_is_still_the_same_click(wire):
+def test_a_redelivery_with_a_new_span_id_is_still_the_same_click(wire: Wire) -> None:
     # The click id, not the span id, is the identity (a replayed spool may
     # wrap the same click in a new span).
     span = wire.button_span()
@@ -74,7 +79,7 @@ def test_a_redelivery_with_a_new_span_id_is_still_the_same_click(wire):
     assert wire.post_ingest(wire.payload(wire.block("c", again))).json()["duplicates"] == 1
 
 
-def test_the_same_click_through_both_routes_is_stored_once(wire):
+def test_the_same_click_through_both_routes_is_stored_once(wire: Wire) -> None:
     body = wire.button_body()
     click_id = body["metadata"][semconv.BUTTONS_CORRELATION_KEY]["click_id"]
     span = wire.button_span(attributes={semconv.INGEST_CLICK_ID: click_id})
@@ -83,7 +88,9 @@ def test_the_same_click_through_both_routes_is_stored_once(wire):
     assert wire.count() == 1
 
 
-def test_concurrent_duplicate_deliveries_store_one_row(wire, receiver):
+def test_concurrent_duplicate_deliveries_store_one_row(
+    wire: Wire, receiver: ReceiverHandle
+) -> None:
     spans = [wire.button_span() for _ in range(200)]
     payload = wire.payload(wire.block("c", *spans))
     answers = []

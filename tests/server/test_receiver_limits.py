@@ -14,13 +14,16 @@ import resource
 import sys
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentsight_otel.server import limits
+
+if TYPE_CHECKING:
+    from conftest import Wire
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +36,18 @@ def gzip_bomb() -> bytes:
     return b"".join(parts)
 
 
-def _json_headers(wire, **extra: str):
+def _json_headers(wire: Wire, **extra: str) -> dict[str, str]:
     return {**wire.auth, "Content-Type": "application/json", **extra}
 
 
-def test_declared_length_over_the_limit_is_413(wire):
+def test_declared_length_over_the_limit_is_413(wire: Wire) -> None:
     body = b" " * (limits.MAX_BODY_BYTES + 1)
     response = wire.post_raw("/api/ingest/", body, _json_headers(wire))
     assert response.status_code == 413
     assert "limit" in response.json()["detail"]
 
 
-def test_streamed_body_over_the_limit_is_413(wire):
+def test_streamed_body_over_the_limit_is_413(wire: Wire) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer
         for _ in range(limits.MAX_BODY_BYTES // (1 << 20) + 2):
             yield b" " * (1 << 20)
@@ -53,14 +56,14 @@ def test_streamed_body_over_the_limit_is_413(wire):
     assert response.status_code == 413
 
 
-def test_body_at_the_limit_is_read(wire):
+def test_body_at_the_limit_is_read(wire: Wire) -> None:
     payload = json.dumps(wire.payload()).encode()
     body = payload + b" " * (limits.MAX_BODY_BYTES - len(payload))
     response = wire.post_raw("/api/ingest/", body, _json_headers(wire))
     assert response.status_code == 200, response.text
 
 
-def test_gzip_bomb_is_413_without_inflating_it(wire, gzip_bomb):
+def test_gzip_bomb_is_413_without_inflating_it(wire: Wire, gzip_bomb: bytes) -> None:
     assert len(gzip_bomb) < limits.MAX_BODY_BYTES
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
@@ -77,7 +80,7 @@ def test_gzip_bomb_is_413_without_inflating_it(wire, gzip_bomb):
         assert grown_mib < 200
 
 
-def test_many_small_gzip_members_are_bounded_too(wire):
+def test_many_small_gzip_members_are_bounded_too(wire: Wire) -> None:
     member = gzip.compress(bytes(1 << 20))
     bomb = member * (limits.MAX_DECOMPRESSED_BYTES // (1 << 20) + 1)
     response = wire.post_raw(
@@ -86,7 +89,7 @@ def test_many_small_gzip_members_are_bounded_too(wire):
     assert response.status_code == 413
 
 
-def test_concatenated_gzip_members_are_one_body(wire):
+def test_concatenated_gzip_members_are_one_body(wire: Wire) -> None:
     text = json.dumps(wire.payload(wire.block("c", wire.button_span()))).encode()
     body = gzip.compress(text[:10]) + gzip.compress(text[10:])
     response = wire.post_raw(
@@ -109,7 +112,7 @@ def test_concatenated_gzip_members_are_one_body(wire):
         ),
     ],
 )
-def test_malformed_gzip_is_400(wire, body):
+def test_malformed_gzip_is_400(wire: Wire, body: bytes) -> None:
     response = wire.post_raw(
         "/api/ingest/", body, _json_headers(wire, **{"Content-Encoding": "gzip"})
     )
@@ -130,7 +133,7 @@ def test_malformed_gzip_is_400(wire, body):
     ],
 )
 @pytest.mark.parametrize("path", ["/api/buttons/", "/api/ingest/"])
-def test_malformed_json_is_400(wire, path, body):
+def test_malformed_json_is_400(wire: Wire, path: str, body: bytes) -> None:
     response = wire.post_raw(path, body, _json_headers(wire))
     assert response.status_code == 400
     assert response.json()["detail"].startswith(("invalid JSON", "request body is not"))
@@ -138,14 +141,14 @@ def test_malformed_json_is_400(wire, path, body):
 
 @pytest.mark.parametrize("depth", [limits.MAX_JSON_DEPTH + 1, 5000, 200_000])
 @pytest.mark.parametrize("path", ["/api/buttons/", "/api/ingest/"])
-def test_deep_nesting_is_400(wire, path, depth):
+def test_deep_nesting_is_400(wire: Wire, path: str, depth: int) -> None:
     body = b'{"metadata": ' + b"[" * depth + b"]" * depth + b"}"
     response = wire.post_raw(path, body, _json_headers(wire))
     assert response.status_code == 400
     assert "nesting" in response.json()["detail"]
 
 
-def test_deep_nesting_hidden_in_a_gzip_body_is_400(wire):
+def test_deep_nesting_hidden_in_a_gzip_body_is_400(wire: Wire) -> None:
     body = gzip.compress(b"[" * 100_000)
     response = wire.post_raw(
         "/api/ingest/", body, _json_headers(wire, **{"Content-Encoding": "gzip"})
@@ -153,7 +156,7 @@ def test_deep_nesting_hidden_in_a_gzip_body_is_400(wire):
     assert response.status_code == 400
 
 
-def test_nesting_at_the_limit_is_fine(wire):
+def test_nesting_at_the_limit_is_fine(wire: Wire) -> None:
     metadata: Any = {}
     for _ in range(limits.MAX_JSON_DEPTH - 2):  # body object and metadata are two levels
         metadata = {"k": metadata}
@@ -164,7 +167,7 @@ def test_nesting_at_the_limit_is_fine(wire):
     assert response.status_code == 201, response.text
 
 
-def test_a_400_leaves_the_connection_usable(wire):
+def test_a_400_leaves_the_connection_usable(wire: Wire) -> None:
     assert wire.post_raw("/api/ingest/", b"{", _json_headers(wire)).status_code == 400
     assert wire.post_ingest(wire.payload()).status_code == 200
 
@@ -195,7 +198,7 @@ _JSON = st.recursive(
 
 @settings(max_examples=400, deadline=None)
 @given(value=_JSON, max_depth=st.integers(min_value=0, max_value=8), ascii_only=st.booleans())
-def test_depth_scan_matches_a_reference(value, max_depth, ascii_only):
+def test_depth_scan_matches_a_reference(value: Any, max_depth: int, ascii_only: bool) -> None:
     text = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     expected = _reference_depth(value) > max_depth
     assert limits.json_depth_exceeds(text, max_depth) is expected
@@ -214,14 +217,14 @@ def test_depth_scan_matches_a_reference(value, max_depth, ascii_only):
         (b'"' + b"[" * 10 + b'"', False),
     ],
 )
-def test_depth_scan_handles_escapes(text, deep):
+def test_depth_scan_handles_escapes(text: bytes, deep: bool) -> None:
     assert limits.json_depth_exceeds(text, 5) is deep
     assert limits.json_depth_exceeds(text + b" " * 5000, 5) is deep
 
 
 _STRICT_TEXT = st.text(
     alphabet=st.sampled_from(list('[]{}"\\/ abnrtu\u00e9\u2603\n\t'))
-    | st.characters(blacklist_categories=("Cs",)),
+    | st.characters(exclude_categories=["Cs"]),
     max_size=12,
 )
 _STRICT_JSON = st.recursive(
@@ -245,7 +248,9 @@ def _wrapped(value: Any, depth: int, kind: str) -> Any:
     max_depth=st.integers(min_value=0, max_value=40),
     as_str=st.booleans(),
 )
-def test_parse_json_refuses_exactly_what_nests_too_deep(value, max_depth, as_str):
+def test_parse_json_refuses_exactly_what_nests_too_deep(
+    value: Any, max_depth: int, as_str: bool
+) -> None:
     """The body parser bounds depth exactly as the reference counts it."""
     text = json.dumps(value, ensure_ascii=False)
     data = text if as_str else text.encode("utf-8")
@@ -257,7 +262,7 @@ def test_parse_json_refuses_exactly_what_nests_too_deep(value, max_depth, as_str
 
 
 @pytest.mark.parametrize("text", ["", "  ", "1],[2", "[1]]],[[[2]", "{}],[{}", "]", "[", "1 2"])
-def test_parse_json_refuses_what_is_not_exactly_one_value(text):
+def test_parse_json_refuses_what_is_not_exactly_one_value(text: str) -> None:
     # Each of these parses once wrapped in brackets; none is a JSON document.
     for data in (text, text.encode()):
         with pytest.raises(limits.MalformedBody):
@@ -288,7 +293,7 @@ def _ingest_with_attribute(value_json: str) -> bytes:
         pytest.param(r'"\ud800"', True, id="lone-surrogate"),
     ],
 )
-def test_the_ingest_schema_keeps_the_body_parser_rules(value, refused):
+def test_the_ingest_schema_keeps_the_body_parser_rules(value: str, refused: bool) -> None:
     """The schema route (one msgspec pass, no byte pre-scan) refuses exactly
     what the body parser refuses in the parts it decodes freely."""
     from agentsight_otel.server.ingest import read_ingest
@@ -307,12 +312,12 @@ def test_the_ingest_schema_keeps_the_body_parser_rules(value, refused):
         assert read_ingest(body).spans == 1
 
 
-def test_gunzip_refuses_past_the_limit_without_inflating_everything(gzip_bomb):
+def test_gunzip_refuses_past_the_limit_without_inflating_everything(gzip_bomb: bytes) -> None:
     with pytest.raises(limits.BodyTooLarge):
         limits.gunzip(gzip_bomb, 1 << 20)
 
 
-def test_decompress_identity_is_bounded_too():
+def test_decompress_identity_is_bounded_too() -> None:
     assert limits.decompress(b"abc", None, 3) == b"abc"
     assert limits.decompress(b"abc", "identity", 3) == b"abc"
     with pytest.raises(limits.BodyTooLarge):
@@ -321,7 +326,7 @@ def test_decompress_identity_is_bounded_too():
         limits.decompress(b"abc", "br", 3)
 
 
-def test_ingest_leaves_the_garbage_collector_as_it_found_it(wire):
+def test_ingest_leaves_the_garbage_collector_as_it_found_it(wire: Wire) -> None:
     """Decoding a body changes no process-wide state (the collector stays on)."""
     assert gc.isenabled()
     response = wire.post_ingest(wire.payload(wire.block("c", wire.button_span())))

@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from agentsight_otel.server.receiver import ReceiverHandle
+
+if TYPE_CHECKING:
+    from conftest import Wire
 
 
-def test_the_receiver_bug_line_escapes_the_path(wire, receiver, caplog):
+def test_the_receiver_bug_line_escapes_the_path(
+    wire: Wire, receiver: ReceiverHandle, caplog: pytest.LogCaptureFixture
+) -> None:
     # A real fault: the database file disappears under the running receiver,
     # so a read (on its own fresh connection) fails and the 500 handler logs.
     os.remove(receiver.store.path)

@@ -7,30 +7,40 @@ only the driver here: its own browser downloads are never used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from agentsight_otel import semconv
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Dialog, Page, Request
+
+    from conftest import Wire
 
 INJECTION = "<script>window.__pwned = 1</script><b>bold</b>"
 
 
 @pytest.fixture
-def page(browser):
+def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     opened = context.new_page()
     # Only the receiver on loopback may be contacted; anything else would
     # mean the page loads an external asset.
-    outside = []
-    opened.on(
-        "request",
-        lambda r: None if r.url.startswith("http://127.0.0.1:") else outside.append(r.url),
-    )
+    outside: list[str] = []
+
+    def note_outside(request: Request) -> None:
+        if not request.url.startswith("http://127.0.0.1:"):
+            outside.append(request.url)
+
+    opened.on("request", note_outside)
     yield opened
     context.close()
     assert outside == []
 
 
-def _seed(wire):
+def _seed(wire: Wire) -> list[dict[str, Any]]:
     spans = [
         wire.button_span(
             started_at=f"2025-05-01T12:00:0{i}Z",
@@ -55,7 +65,7 @@ def _seed(wire):
 
 
 @pytest.mark.browser
-def test_page_shows_the_conversation_grouped_newest_first(wire, page):
+def test_page_shows_the_conversation_grouped_newest_first(wire: Wire, page: Page) -> None:
     spans = _seed(wire)
 
     page.goto(f"{wire.url}/")
@@ -76,10 +86,15 @@ def test_page_shows_the_conversation_grouped_newest_first(wire, page):
 
 
 @pytest.mark.browser
-def test_page_shows_injected_html_as_text(wire, page):
+def test_page_shows_injected_html_as_text(wire: Wire, page: Page) -> None:
     _seed(wire)
-    dialogs = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    dialogs: list[str] = []
+
+    def note_and_dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", note_and_dismiss)
 
     page.goto(f"{wire.url}/")
 
@@ -93,12 +108,12 @@ def test_page_shows_injected_html_as_text(wire, page):
 
 
 @pytest.mark.browser
-def test_empty_page_says_so(wire, page):
+def test_empty_page_says_so(wire: Wire, page: Page) -> None:
     page.goto(f"{wire.url}/")
     assert "No clicks received yet" in page.inner_text("body")
 
 
-def test_page_html_escapes_user_data(wire):
+def test_page_html_escapes_user_data(wire: Wire) -> None:
     # The same property without a browser, so it is checked everywhere.
     _seed(wire)
     html = wire.get("/").text
@@ -107,7 +122,7 @@ def test_page_html_escapes_user_data(wire):
     assert "<img" not in html
 
 
-def test_page_limits_what_it_shows(wire):
+def test_page_limits_what_it_shows(wire: Wire) -> None:
     _seed(wire)
     html = wire.get("/?clicks=1").text
     assert "and 2 older" in html

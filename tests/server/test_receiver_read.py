@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from agentsight_otel import semconv
 
+if TYPE_CHECKING:
+    from conftest import Wire
 
-def _click(wire, conversation_id, event, label, at, **attributes):
+
+def _click(
+    wire: Wire, conversation_id: str, event: str, label: str, at: str, **attributes: Any
+) -> dict[str, Any]:
     return wire.button_span(
         started_at=at,
         attributes={
@@ -19,7 +25,7 @@ def _click(wire, conversation_id, event, label, at, **attributes):
     )
 
 
-def test_clicks_group_by_event_newest_first_across_routes_and_time_spellings(wire):
+def test_clicks_group_by_event_newest_first_across_routes_and_time_spellings(wire: Wire) -> None:
     spans = [
         _click(wire, "c", "contact_human_agent", "Copy conversation", "2025-03-01T10:00:00Z"),
         _click(wire, "c", "product_selection", "Add to Cart", "2025-03-01T10:00:01.5+00:00"),
@@ -56,7 +62,7 @@ def test_clicks_group_by_event_newest_first_across_routes_and_time_spellings(wir
     assert click["timestamp"] == "2025-03-01T09:00:04-01:00"  # as received
 
 
-def test_equal_timestamps_show_the_later_received_first(wire):
+def test_equal_timestamps_show_the_later_received_first(wire: Wire) -> None:
     at = "2025-03-01T10:00:00Z"
     wire.post_ingest(wire.payload(wire.block("c", _click(wire, "c", "e", "first", at))))
     wire.post_ingest(wire.payload(wire.block("c", _click(wire, "c", "e", "second", at))))
@@ -64,13 +70,13 @@ def test_equal_timestamps_show_the_later_received_first(wire):
     assert [c["label"] for c in group["clicks"]] == ["second", "first"]
 
 
-def test_unknown_conversation_is_404(wire):
+def test_unknown_conversation_is_404(wire: Wire) -> None:
     response = wire.get("/api/conversations/nobody/buttons/")
     assert response.status_code == 404
     assert response.json()["detail"]
 
 
-def test_conversation_ids_with_slashes_and_unicode(wire):
+def test_conversation_ids_with_slashes_and_unicode(wire: Wire) -> None:
     conversation_id = "tenant/42/caf\u00e9 \u2603"
     span = _click(wire, conversation_id, "e", "x", "2025-01-01T00:00:00Z")
     assert wire.post_ingest(wire.payload(wire.block(conversation_id, span))).status_code == 200
@@ -79,7 +85,7 @@ def test_conversation_ids_with_slashes_and_unicode(wire):
     assert response.json()["conversation_id"] == conversation_id
 
 
-def test_conversations_list_most_recent_first_with_counts(wire):
+def test_conversations_list_most_recent_first_with_counts(wire: Wire) -> None:
     wire.post_ingest(
         wire.payload(
             wire.block(
@@ -105,7 +111,7 @@ def test_conversations_list_most_recent_first_with_counts(wire):
     assert wire.get("/api/conversations/?limit=x").status_code == 400
 
 
-def test_click_ids_and_count(wire):
+def test_click_ids_and_count(wire: Wire) -> None:
     spans = [wire.button_span() for _ in range(5)]
     wire.post_ingest(wire.payload(wire.block("c", *spans)))
     ids = wire.get("/api/clicks/ids/").json()

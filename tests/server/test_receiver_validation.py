@@ -7,12 +7,15 @@ field the 400 must point at. Nothing of a rejected request may be stored.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
 
 from agentsight_otel import semconv
 from agentsight_otel.server import validation
+
+if TYPE_CHECKING:
+    from conftest import Wire
 
 CORRELATION = semconv.BUTTONS_CORRELATION_KEY
 
@@ -87,7 +90,7 @@ BUTTONS_CASES = [
 
 
 @pytest.mark.parametrize(("edit", "field"), BUTTONS_CASES)
-def test_buttons_rejects(wire, edit, field):
+def test_buttons_rejects(wire: Wire, edit: Callable[[dict[str, Any]], None], field: str) -> None:
     body = wire.button_body()
     edit(body)
 
@@ -102,14 +105,14 @@ def test_buttons_rejects(wire, edit, field):
 
 
 @pytest.mark.parametrize("body", [[], "click", 3, None], ids=["list", "string", "number", "null"])
-def test_buttons_rejects_a_body_that_is_not_an_object(wire, body):
+def test_buttons_rejects_a_body_that_is_not_an_object(wire: Wire, body: object) -> None:
     headers = {**wire.auth, "Content-Type": "application/json"}
     response = wire.post_raw("/api/buttons/", json.dumps(body), headers)
     assert response.status_code == 400
     assert "non_field_errors" in response.json()["errors"]
 
 
-def test_buttons_names_every_bad_field_at_once(wire):
+def test_buttons_names_every_bad_field_at_once(wire: Wire) -> None:
     response = wire.post_buttons({"metadata": []})
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {*validation.BUTTONS_REQUIRED, "metadata"}
@@ -224,7 +227,9 @@ INGEST_CASES = [
 
 
 @pytest.mark.parametrize(("edit", "field"), INGEST_CASES)
-def test_ingest_rejects_the_whole_batch_and_names_the_block(wire, edit, field):
+def test_ingest_rejects_the_whole_batch_and_names_the_block(
+    wire: Wire, edit: Callable[[dict[str, Any]], None], field: str
+) -> None:
     good = wire.block("good-conversation", wire.button_span(), wire.button_span())
     bad = wire.block("bad-conversation", wire.button_span())
     edit(bad)
@@ -245,7 +250,7 @@ def test_ingest_rejects_the_whole_batch_and_names_the_block(wire, edit, field):
     assert wire.count() == 0
 
 
-def test_ingest_names_every_offending_block(wire):
+def test_ingest_names_every_offending_block(wire: Wire) -> None:
     blocks = [wire.block(f"c{i}", wire.button_span()) for i in range(6)]
     blocks[1]["conversation_id"] = ""
     blocks[3]["spans"] = "nope"
@@ -270,13 +275,13 @@ def test_ingest_names_every_offending_block(wire):
         pytest.param([], "non_field_errors", id="body-list"),
     ],
 )
-def test_ingest_rejects_a_malformed_envelope(wire, payload, field):
+def test_ingest_rejects_a_malformed_envelope(wire: Wire, payload: object, field: str) -> None:
     response = wire.post_ingest(payload)
     assert response.status_code == 400
     assert field in response.json()["errors"]
 
 
-def test_a_non_button_span_needs_no_button_attributes(wire):
+def test_a_non_button_span_needs_no_button_attributes(wire: Wire) -> None:
     response = wire.post_ingest(wire.payload(wire.block("c", wire.other_span())))
     assert response.status_code == 200
     assert response.json() == {
@@ -291,7 +296,7 @@ def test_a_non_button_span_needs_no_button_attributes(wire):
 # --- the schema route agrees with the block-by-block one ----------------------
 
 
-def _valid_block(wire) -> dict[str, Any]:
+def _valid_block(wire: Wire) -> dict[str, Any]:
     return wire.block(
         "c",
         wire.button_span(),
@@ -305,7 +310,7 @@ def _body(block: dict[str, Any]) -> bytes:
     return json.dumps({"conversations": [block]}).encode()
 
 
-def test_schema_route_builds_the_same_rows_as_the_block_by_block_route(wire):
+def test_schema_route_builds_the_same_rows_as_the_block_by_block_route(wire: Wire) -> None:
     """Bytes take the msgspec schema in one pass; a parsed body is checked per
     block (to name every bad one). Both must make the same rows."""
     block = _valid_block(wire)
@@ -316,7 +321,9 @@ def test_schema_route_builds_the_same_rows_as_the_block_by_block_route(wire):
 
 
 @pytest.mark.parametrize(("edit", "field"), INGEST_CASES)
-def test_schema_route_refuses_what_the_block_by_block_route_refuses(wire, edit, field):
+def test_schema_route_refuses_what_the_block_by_block_route_refuses(
+    wire: Wire, edit: Callable[[dict[str, Any]], None], field: str
+) -> None:
     block = _valid_block(wire)
     edit(block)
     block = json.loads(json.dumps(block))
@@ -329,7 +336,7 @@ def test_schema_route_refuses_what_the_block_by_block_route_refuses(wire, edit, 
     assert field in entry["errors"], entry
 
 
-def test_type_errors_name_the_json_path_msgspec_reports(wire):
+def test_type_errors_name_the_json_path_msgspec_reports(wire: Wire) -> None:
     block = _valid_block(wire)
     block["spans"][2]["kind"] = 7
     with pytest.raises(validation.ValidationFailed) as caught:

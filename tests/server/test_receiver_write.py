@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
 from agentsight_otel import semconv
 
+if TYPE_CHECKING:
+    from conftest import Wire
 
-def test_me_advertises_gzip_ingest_and_the_environments(wire):
+
+def test_me_advertises_gzip_ingest_and_the_environments(wire: Wire) -> None:
     response = wire.get("/api/me/", headers=wire.auth)
     assert response.status_code == 200
     me = response.json()
@@ -19,7 +23,7 @@ def test_me_advertises_gzip_ingest_and_the_environments(wire):
     assert me["name"] == "agentsight-otel local receiver"
 
 
-def test_buttons_stores_one_click_with_its_correlation(wire):
+def test_buttons_stores_one_click_with_its_correlation(wire: Wire) -> None:
     body = wire.button_body()
     correlation = body["metadata"][semconv.BUTTONS_CORRELATION_KEY]
 
@@ -42,7 +46,7 @@ def test_buttons_stores_one_click_with_its_correlation(wire):
     assert click["metadata"] == {"priority": "high"}
 
 
-def test_buttons_without_correlation_or_metadata_is_accepted(wire):
+def test_buttons_without_correlation_or_metadata_is_accepted(wire: Wire) -> None:
     body = wire.button_body()
     del body["metadata"]
     response = wire.post_buttons(body)
@@ -54,7 +58,7 @@ def test_buttons_without_correlation_or_metadata_is_accepted(wire):
     assert len(click["click_id"]) == 64  # sha256 of the canonical body
 
 
-def test_ingest_stores_button_spans_and_counts_the_others(wire):
+def test_ingest_stores_button_spans_and_counts_the_others(wire: Wire) -> None:
     first = wire.button_span()
     second = wire.button_span(
         started_at="2025-01-02T03:04:06Z",
@@ -88,13 +92,13 @@ def test_ingest_stores_button_spans_and_counts_the_others(wire):
     assert wire.count() == 3
 
 
-def test_ingest_without_gzip_is_accepted(wire):
+def test_ingest_without_gzip_is_accepted(wire: Wire) -> None:
     response = wire.post_ingest(wire.payload(wire.block("c", wire.button_span())), gzipped=False)
     assert response.status_code == 200, response.text
     assert response.json()["clicks_stored"] == 1
 
 
-def test_ingest_click_id_falls_back_to_span_id_and_span_to_itself(wire):
+def test_ingest_click_id_falls_back_to_span_id_and_span_to_itself(wire: Wire) -> None:
     span = wire.button_span(parent_span_id=None)
     del span["attributes"][semconv.INGEST_CLICK_ID]
     del span["attributes"][semconv.INGEST_METADATA]
@@ -108,7 +112,7 @@ def test_ingest_click_id_falls_back_to_span_id_and_span_to_itself(wire):
     assert click["metadata"] == {}
 
 
-def test_ingest_of_an_empty_batch_is_fine(wire):
+def test_ingest_of_an_empty_batch_is_fine(wire: Wire) -> None:
     response = wire.post_ingest(wire.payload())
     assert response.status_code == 200
     assert response.json() == {
@@ -121,7 +125,7 @@ def test_ingest_of_an_empty_batch_is_fine(wire):
 
 
 @pytest.mark.parametrize("path", ["/api/buttons", "/api/ingest"])
-def test_a_dropped_trailing_slash_is_a_404_not_a_redirect(wire, path):
+def test_a_dropped_trailing_slash_is_a_404_not_a_redirect(wire: Wire, path: str) -> None:
     # The real backend does not add it; a redirect here would hide the bug.
     response = wire.post_raw(path, b"{}", {**wire.auth, "Content-Type": "application/json"})
     assert response.status_code == 404
@@ -129,7 +133,7 @@ def test_a_dropped_trailing_slash_is_a_404_not_a_redirect(wire, path):
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
-def test_write_endpoints_want_json(wire, content_type):
+def test_write_endpoints_want_json(wire: Wire, content_type: str | None) -> None:
     headers = dict(wire.auth)
     if content_type:
         headers["Content-Type"] = content_type
@@ -138,19 +142,19 @@ def test_write_endpoints_want_json(wire, content_type):
         assert wire.post_raw(path, body, headers).status_code == 415
 
 
-def test_gzip_is_only_for_ingest(wire):
+def test_gzip_is_only_for_ingest(wire: Wire) -> None:
     headers = {**wire.auth, "Content-Type": "application/json", "Content-Encoding": "gzip"}
     body = gzip.compress(json.dumps(wire.button_body()).encode())
     assert wire.post_raw("/api/buttons/", body, headers).status_code == 415
 
 
-def test_unknown_content_encoding_is_415(wire):
+def test_unknown_content_encoding_is_415(wire: Wire) -> None:
     headers = {**wire.auth, "Content-Type": "application/json", "Content-Encoding": "br"}
     response = wire.post_raw("/api/ingest/", b"\x00\x01", headers)
     assert response.status_code == 415
 
 
-def test_wrong_method_is_a_json_405(wire):
+def test_wrong_method_is_a_json_405(wire: Wire) -> None:
     response = wire.get("/api/ingest/", headers=wire.auth)
     assert response.status_code == 405
     assert "detail" in response.json()

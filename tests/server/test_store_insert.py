@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,9 @@ def test_an_unknown_source_is_refused_before_anything_is_written(tmp_path: Path)
 def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     """One transaction per request: a row that cannot be bound rolls back the batch."""
     with Store(tmp_path / "r.sqlite3") as store:
-        bad = _row("b")._replace(label=object())
+        # Deliberately not a str: sqlite3 cannot bind it.
+        unbindable: Any = object()
+        bad = _row("b")._replace(label=unbindable)
         with pytest.raises(sqlite3.Error, match="binding parameter"):
             store.insert_clicks([_row("a"), bad], SOURCE_INGEST)
         assert store.count_clicks() == 0
