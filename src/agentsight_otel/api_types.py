@@ -25,6 +25,8 @@ class TrackedClick(TypedDict):
         conversation_id: The conversation the click was recorded for: the
             argument, else the ``Tracker``'s, else the innermost
             ``conversation()`` block's, else the W3C baggage entry
+            ``gen_ai.conversation.id``, else the current span's
+            ``gen_ai.conversation.id`` attribute, else the W3C baggage entry
             ``agentsight.conversation_id``.
         metadata: The ``metadata`` argument, as given (the same object, not
             a copy), or ``None``.

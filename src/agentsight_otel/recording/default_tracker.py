@@ -85,7 +85,9 @@ def track_button(
 
     The conversation id is the first that exists of: the
     ``conversation_id`` argument; the innermost active
-    ``with conversation(...)`` block; the W3C baggage entry
+    ``with conversation(...)`` block; the ``gen_ai.conversation.id``
+    baggage entry; the current span's ``gen_ai.conversation.id``
+    attribute; the W3C baggage entry
     ``agentsight.conversation_id``. An id is never invented.
 
     Example::
