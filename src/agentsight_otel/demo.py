@@ -118,6 +118,7 @@ def run_demo(db_path: str | None = None) -> int:
             print()
         missing = set(sent) - arrived
     print(f"Browse them:  agentsight-otel serve --db {db_path}   then open http://127.0.0.1:8400/")
+    print("Charts:       http://127.0.0.1:8400/insights/ (clicks per label, over time, journeys)")
     if missing:
         print(f"FAILED: {len(missing)} of {len(sent)} clicks did not arrive")
         return 1

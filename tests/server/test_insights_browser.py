@@ -218,7 +218,7 @@ def test_phone_width_needs_no_sideways_scrolling(wire, browser):
 def test_the_demo_clicks_render(tmp_path: Path, page, capsys):
     db = tmp_path / "demo.sqlite3"
     assert run_demo(str(db)) == 0
-    capsys.readouterr()
+    assert "http://127.0.0.1:8400/insights/" in capsys.readouterr().out
 
     with running_receiver(db) as receiver:
         page.goto(f"{receiver.url}/insights/")
