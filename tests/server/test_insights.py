@@ -144,6 +144,7 @@ def test_limits_cut_events_labels_journeys_and_steps(wire):
     assert second["next_offset"] is None
     past_the_end = insights_json(wire, "?offset=2")
     assert past_the_end["button_events"] == [] and past_the_end["next_offset"] is None
+    assert past_the_end["total_button_events"] == 2
     # labels=0 still counts every label, as "other".
     (checkout,) = insights_json(wire, "?events=1&labels=0")["button_events"]
     assert checkout["labels"] == []
@@ -290,3 +291,31 @@ def test_many_labels_and_conversations_stay_within_the_limits(wire):
     assert {len(j["steps"]) for j in body["journeys"]} == {3}
     assert {j["earlier_clicks"] for j in body["journeys"]} == {2}
     assert body["total_conversations"] == 600
+
+
+def test_html_pages_past_the_last_event_and_folds_other_labels(wire):
+    seed_shop(wire)
+
+    past = wire.get("/insights/?offset=5&events=2").text
+    folded = wire.get("/insights/?labels=1").text
+
+    assert "No button events on this page." in past
+    assert 'href="/insights/?events=2&amp;offset=3&amp;' in past  # back towards the events
+    assert "1 other label: 1 click, 25.0%" in folded  # checkout's Cancel
+    assert folded.count('class="bar other"') == 2
+
+
+def test_clicks_without_a_time_are_counted_but_not_charted(wire):
+    # Rows written before ts_us existed, or edited by hand, hold no time.
+    send(wire, "timeless", click(wire, "e", "L", BASE))
+    with wire.receiver.store.transaction() as conn:
+        conn.execute("UPDATE clicks SET ts_us = NULL")
+
+    body = insights_json(wire)
+
+    (event,) = body["button_events"]
+    assert event["clicks"] == 1 and event["labels"][0]["clicks"] == 1
+    assert event["over_time"] is None and event["first_click_at"] is None
+    assert [s["label"] for s in body["journeys"][0]["steps"]] == ["L"]
+    html = wire.get("/insights/").text
+    assert "time unknown" in html and "Clicks per minute" not in html
