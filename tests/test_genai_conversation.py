@@ -491,3 +491,32 @@ def test_six_attributes_fit_and_five_are_refused_naming_the_limit(
     assert caught.value.field == "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"
     assert "needs 6" in caught.value.rule and GEN_AI_CONVERSATION_ID in caught.value.rule
     assert click_events(memory) == []
+
+
+# --- The log-based click carries it too ----------------------------------------
+
+
+def test_a_log_event_click_carries_the_genai_id_and_reads_as_the_same_record() -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    try:  # the name since 1.37; the older one warns there
+        from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter as InMemoryLogs
+    except ImportError:  # older SDKs
+        from opentelemetry.sdk._logs.export import InMemoryLogExporter as InMemoryLogs
+
+    provider, memory = sdk()
+    logs = InMemoryLogs()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    tracker = Tracker(tracer_provider=provider, signal="both", logger_provider=logger_provider)
+    with provider.get_tracer("agent").start_as_current_span("invoke_agent") as span:
+        span.set_attribute(GEN_AI_CONVERSATION_ID, "conv-from-agent-span")
+        click = tracker.track_button("e", "l", "v", metadata={"k": "x"})
+    [item] = logs.get_finished_logs()
+    record_attributes = dict(item.log_record.attributes)
+    [event] = click_events(memory)
+    assert record_attributes == dict(event.attributes)
+    assert record_attributes[GEN_AI_CONVERSATION_ID] == "conv-from-agent-span"
+    assert click["conversation_id"] == "conv-from-agent-span"
+    logger_provider.shutdown()
