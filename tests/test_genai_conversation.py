@@ -520,3 +520,52 @@ def test_a_log_event_click_carries_the_genai_id_and_reads_as_the_same_record() -
     assert record_attributes[GEN_AI_CONVERSATION_ID] == "conv-from-agent-span"
     assert click["conversation_id"] == "conv-from-agent-span"
     logger_provider.shutdown()
+
+
+# --- End to end: another service's GenAI-only click through the real bridge ------
+
+
+def test_a_genai_only_click_from_the_stock_otlp_exporter_reaches_the_receiver(
+    tmp_path: Any,
+) -> None:
+    """A service that writes only ``gen_ai.conversation.id``, its stock OTLP/HTTP
+    span exporter, the real bridge, the real receiver: stored in that conversation."""
+    import requests
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from agentsight_otel import AgentSightSpanExporter
+    from agentsight_otel.server.bridge import create_bridge_app
+    from agentsight_otel.server.receiver import running_receiver
+    from agentsight_otel.server.runner import ServerThread
+
+    with running_receiver(tmp_path / "receiver.sqlite3", api_key=KEY) as receiver:
+        delivery = AgentSightSpanExporter(api_key=KEY, endpoint=receiver.url, retry_deadline=5.0)
+        bridge = ServerThread(create_bridge_app(delivery))
+        bridge.start()
+        try:
+            provider, memory = sdk()
+            with provider.get_tracer("node-app").start_as_current_span("turn") as span:
+                span.add_event(
+                    BUTTON_CLICK_EVENT,
+                    {
+                        BUTTON_EVENT: "contact_human_agent",
+                        BUTTON_LABEL: "Create ticket",
+                        BUTTON_VALUE: "create",
+                        GEN_AI_CONVERSATION_ID: "conv-otlp-genai",
+                    },
+                )
+            sender = OTLPSpanExporter(endpoint=bridge.url + "/v1/traces")
+            assert sender.export(memory.get_finished_spans()).name == "SUCCESS"
+            sender.shutdown()
+            assert delivery.force_flush(10_000)
+            response = requests.get(
+                f"{receiver.url}/api/conversations/conv-otlp-genai/buttons/", timeout=5
+            )
+            assert response.status_code == 200
+            [group] = response.json()["button_events"]
+            [click] = group["clicks"]
+            assert click["label"] == "Create ticket"
+            assert click["trace_id"] == f"{span.get_span_context().trace_id:032x}"
+        finally:
+            bridge.stop()
+            delivery.shutdown()
