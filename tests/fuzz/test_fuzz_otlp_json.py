@@ -27,12 +27,13 @@ from fuzz_support import (
     hostile_text,
     json_values,
     mutated,
-    otlp,
 )
 from google.protobuf import json_format
 from hypothesis import event, given
 from hypothesis import strategies as st
 from otlp_strategies import SDK_BODY, known_recursion, requests_
+
+from agentsight_otel.server import otlp
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 

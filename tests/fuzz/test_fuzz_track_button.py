@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from fuzz_support import (
-    MAX_CHARS,
     bug_open,
     canonical,
     fuzz_settings,
@@ -30,6 +29,7 @@ from hypothesis import strategies as st
 from agentsight_otel import Tracker
 from agentsight_otel.errors import InvalidButtonError
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.semconv import METADATA_MAX_CHARS as MAX_CHARS
 from agentsight_otel.wire.spans import records_from_spans
 
 CONVERSATION = "conv-fuzz"

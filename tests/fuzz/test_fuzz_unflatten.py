@@ -149,7 +149,7 @@ def _nesting(text: Any, openers: str) -> int:
 
 def _deep(attributes: dict[str, Any]) -> bool:
     """Inputs of known bugs B1/B2: a very deep path or compact JSON."""
-    paths = list(attributes)
+    paths: list[Any] = list(attributes)
     for marker in (semconv.METADATA_NULLS, semconv.METADATA_EMPTY_OBJECTS):
         value = attributes.get(marker)
         paths.extend(value if isinstance(value, (list, tuple)) else [value])

@@ -8,7 +8,7 @@
 * ``validation.read_ingest`` (the msgspec schema, one pass over the bytes)
   gives the same answer as ``ingest_clicks`` on the strictly parsed body
   (block by block): the same rows, or the same 400;
-* ``validation._metadata_string_error`` (msgspec) accepts exactly the
+* ``rules.metadata_string_error`` (msgspec, used by validation) accepts exactly the
   objects ``parse_json`` accepts.
 """
 
@@ -36,6 +36,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from agentsight_otel.server import limits, validation
+from agentsight_otel.server.rules import metadata_string_error
 
 bracket_text = st.text(alphabet='[]{}"\\,:ab', max_size=12)
 deep_documents = st.builds(
@@ -158,7 +159,7 @@ def test_the_schema_route_agrees_with_the_block_by_block_route(data: st.DataObje
     )
 )
 def test_the_metadata_rule_agrees_with_the_body_parser(raw: str) -> None:
-    accepted = validation._metadata_string_error(raw) is None
+    accepted = metadata_string_error(raw) is None
     try:
         parsed_object = isinstance(limits.parse_json(raw), dict)
     except limits.MalformedBody:

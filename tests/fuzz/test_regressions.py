@@ -19,14 +19,15 @@ from collections.abc import Iterator
 from typing import Any, Callable, TypeVar
 
 import pytest
-from fuzz_support import FuzzClient, otlp
+from fuzz_support import FuzzClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agentsight_otel import Tracker, semconv
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, REQUIRED_CLICK_ATTRIBUTES
-from agentsight_otel.server import limits, validation
+from agentsight_otel.server import limits, otlp, validation
+from agentsight_otel.server.rules import metadata_string_error
 from agentsight_otel.wire import buttons as wire_buttons
 from agentsight_otel.wire import ingest as wire_ingest
 from agentsight_otel.wire import records as wire_records
@@ -278,7 +279,7 @@ def test_r2_r3_stored_values_never_break_reads(
 
 @pytest.mark.parametrize("raw", ['{"x":1e999}', '{"x":"\\ud800"}'])
 def test_r2_r3_metadata_string_fast_path_is_as_strict_as_the_body(raw: str) -> None:
-    assert validation._metadata_string_error(raw) is not None
+    assert metadata_string_error(raw) is not None
 
 
 # --- R6: integers beyond 64 bits ----------------------------------------------------
