@@ -4,7 +4,7 @@ leaves nothing behind in the name caches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -111,15 +111,20 @@ def test_refused_metadata_raises_a_bounded_invalid_button_error(
     assert spans.get_finished_spans() == ()
 
 
+def _keyed(key: object) -> dict[Any, Any]:
+    """Metadata under a key that is not a string, as a caller may pass by mistake."""
+    return {key: 1}
+
+
 def test_the_refused_key_is_shown_cut_and_safe() -> None:
     with pytest.raises(InvalidButtonError) as caught:
-        track_button(**GOOD, metadata={10**5000: 1})
+        track_button(**GOOD, metadata=_keyed(10**5000))
     assert "int" in caught.value.rule and "keys must be strings" in caught.value.rule
     with pytest.raises(InvalidButtonError) as caught:
-        track_button(**GOOD, metadata={HostileRepr(): 1})
+        track_button(**GOOD, metadata=_keyed(HostileRepr()))
     assert "HostileRepr" in caught.value.rule
     with pytest.raises(InvalidButtonError) as caught:
-        track_button(**GOOD, metadata={("x" * 10_000,): 1})
+        track_button(**GOOD, metadata=_keyed(("x" * 10_000,)))
     assert "xxxx" in caught.value.rule  # the key is shown, cut
     _assert_bounded(caught.value)
 
@@ -128,7 +133,12 @@ def test_the_refused_key_is_shown_cut_and_safe() -> None:
 @pytest.mark.parametrize("bad", ["huge", "unnamed", "int"])
 def test_refused_arguments_are_bounded(argument: str, bad: str) -> None:
     # Built here, not in the parameters: pytest itself cannot show an Unnamed.
-    value = {"huge": Named, "unnamed": Unnamed, "int": lambda: 10**5000}[bad]()
+    makers: dict[str, Callable[[], object]] = {
+        "huge": Named,
+        "unnamed": Unnamed,
+        "int": lambda: 10**5000,
+    }
+    value = makers[bad]()
     with pytest.raises(InvalidButtonError) as caught:
         track_button(**{**GOOD, argument: value})
     assert caught.value.field == argument
