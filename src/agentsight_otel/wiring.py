@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from agentsight_otel._sdk import exporter_of, span_processors
 from agentsight_otel.api_types import ExporterOptions
+from agentsight_otel.collector_route import COLLECTOR, configure_collector_route, route_setting
 from agentsight_otel.environment_variables import AGENTSIGHT_CLICK_SIGNAL
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
@@ -77,6 +78,7 @@ def configure(
     annotate_conversation_spans: bool = False,
     signal: str | None = None,
     logger_provider: Any = None,
+    route: str | None = None,
     **exporter_arguments: Unpack[ExporterOptions],
 ) -> Any:
     """Deliver clicks from the global (or given) tracer provider to AgentSight.
@@ -118,6 +120,14 @@ def configure(
         logger_provider: The SDK ``LoggerProvider`` of the logs path.
             Default: the global one, created (with the tracer provider's
             resource) and set when there is none.
+        route: ``"direct"`` (default): the AgentSight exporter delivers from
+            this process. ``"collector"``: no AgentSight exporter here; the
+            stock OTLP/HTTP exporters (spans, and log records for
+            ``log_event``), configured by the standard
+            ``OTEL_EXPORTER_OTLP_*`` variables, send to an OpenTelemetry
+            Collector running ``collector-config.yaml``, with a 30 s export
+            timeout that outlasts a Collector restart (see
+            ``agentsight_otel.collector_route``).
         **exporter_arguments: Keyword arguments of ``AgentSightSpanExporter``
             (``api_key``, ``endpoint``, ``spool_path``, ``timeout``, ...),
             typed by ``agentsight_otel.ExporterOptions``: a misspelt name is
@@ -141,16 +151,24 @@ def configure(
             exporter logs it once and refuses every export (see its
             ``disabled_reason``).
         InvalidSettingError: ``signal`` (or ``AGENTSIGHT_CLICK_SIGNAL``) is
-            not one of the three signals; nothing is added.
+            not one of the three signals, or ``route`` not one of the two;
+            nothing is added.
     """
     chosen = click_signal(signal)
+    to_collector = route_setting(route) == COLLECTOR
+    if to_collector and (exporter is not None or exporter_arguments):
+        raise TypeError(
+            "configure(route='collector') sends through the Collector with the stock OTLP "
+            "exporters (set by the OTEL_EXPORTER_OTLP_* variables): exporter= and "
+            "AgentSight exporter arguments do not apply"
+        )
     unknown = sorted(set(exporter_arguments) - set(ExporterOptions.__annotations__))
     if unknown:
         names = ", ".join(printable(repr(name), 80) for name in unknown[:5])
         raise TypeError(
             f"configure() got unexpected keyword arguments: {names}; it takes exporter, "
-            "tracer_provider, annotate_conversation_spans, signal, logger_provider and the "
-            "keyword arguments of AgentSightSpanExporter"
+            "tracer_provider, annotate_conversation_spans, signal, logger_provider, route and "
+            "the keyword arguments of AgentSightSpanExporter"
         )
     if exporter is not None and exporter_arguments:
         raise TypeError(
@@ -179,6 +197,10 @@ def configure(
         watch_for_a_later_provider(provider)
     if annotate_conversation_spans:
         install_conversation_stamping(provider)
+    if to_collector:
+        if signal is not None:
+            use_signal(chosen)
+        return configure_collector_route(provider, logger_provider, chosen)
     added: ClickSpanProcessor | None = None
     if chosen != LOG_EVENT and find_agentsight(provider) is None:
         added = ClickSpanProcessor(exporter or AgentSightSpanExporter(**exporter_arguments))
