@@ -1,7 +1,7 @@
 """Soak: no click lost under faults, on every delivery path, with measured figures.
 
     python bench/soak.py [--clicks 200000] [--threads 4] [--processes 2]
-                         [--paths direct,direct+spool,collector] [--quick]
+                         [--paths direct,direct+spool,collector,log+spool] [--quick]
 
 For each delivery path a fresh local receiver runs as its own process
 (``agentsight-otel serve``), application processes (this file, ``_worker``
@@ -24,7 +24,10 @@ threads, paced over a send window, while a time-based fault schedule runs:
 Paths: ``direct`` (ClickSpanProcessor + AgentSightSpanExporter, memory only),
 ``direct+spool`` (the same with one spool file per application slot),
 ``collector`` (stock OTLPSpanExporter + BatchSpanProcessor -> the real
-Collector with collector-config.yaml -> ``agentsight-otel bridge`` -> receiver).
+Collector with collector-config.yaml -> ``agentsight-otel bridge`` -> receiver),
+``log+spool`` (each click a log record, ``Tracker(signal="log_event")``,
+through ClickLogRecordProcessor + AgentSightLogExporter with a spool per
+slot: bench/soak_logs.py; the faults of ``direct+spool``).
 
 What counts as sent: a thread writes (and flushes) the click ids of a span to
 its process's sent-file right after the span has ended, i.e. after
@@ -40,7 +43,7 @@ inserts with ``INSERT OR IGNORE``, and a BEFORE trigger fires for ignored rows
 too), so "duplicated deliveries" are the click rows the receiver got again
 after the first, measured at the receiver, whatever their cause.
 
-Prints one table per path and exits 1 if ``direct+spool`` or ``collector``
+Prints one table per path and exits 1 if ``direct+spool``, ``log+spool`` or ``collector``
 lost a click (outside the pre-spool window), 3 if a fault never fired, 2 on
 a setup error.
 """
@@ -70,12 +73,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from soak_logs import LOG_MODE, LOG_PATH, log_pipeline
+
 KEY = "soak-key"
-PATHS = ("direct", "direct+spool", "collector")
+PATHS = ("direct", "direct+spool", "collector", LOG_PATH)
 #: The application's OTLP exporter timeout on the collector path, which is
 #: also its whole retry budget (OTEL_EXPORTER_OTLP_TRACES_TIMEOUT).
 OTLP_EXPORTER_TIMEOUT = 30.0
-PROMISES_NO_LOSS = ("direct+spool", "collector")
+PROMISES_NO_LOSS = ("direct+spool", "collector", LOG_PATH)
+#: The paths with a spool per application process, and its faults.
+SPOOL_PATHS = ("direct+spool", LOG_PATH)
 REPO = Path(__file__).resolve().parents[1]
 COLLECTOR_CONFIG = REPO / "collector-config.yaml"
 BUILD_SCRIPT = REPO / "tests" / "collector" / "build.sh"
@@ -136,7 +143,7 @@ def _may_write_files() -> None:
 def worker_main(argv: Sequence[str]) -> int:
     """One application process: record clicks, hand them over, flush when told."""
     parser = argparse.ArgumentParser(prog="soak.py _worker")
-    parser.add_argument("--mode", choices=["direct", "spool", "collector"], required=True)
+    parser.add_argument("--mode", choices=["direct", "spool", "collector", LOG_MODE], required=True)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--spool", default=None)
     parser.add_argument("--sent", required=True)
@@ -173,8 +180,20 @@ def worker_main(argv: Sequence[str]) -> int:
     threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
 
     provider = TracerProvider(resource=Resource.create({"service.name": f"soak-app-{args.slot}"}))
-    exporter: AgentSightSpanExporter | None = None
-    if args.mode == "collector":
+    exporter: Any = None
+    logger_provider: Any = None
+    tracker = Tracker(tracer_provider=provider)
+    if args.mode == LOG_MODE:
+        tracker, exporter, logger_provider = log_pipeline(
+            provider,
+            provider.resource,
+            api_key=KEY,
+            endpoint=args.endpoint,
+            spool_path=args.spool,
+            timeout=args.timeout,
+            retry_deadline=args.retry_deadline,
+        )
+    elif args.mode == "collector":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -199,7 +218,6 @@ def worker_main(argv: Sequence[str]) -> int:
         )
         provider.add_span_processor(ClickSpanProcessor(exporter))
     tracer = provider.get_tracer("soak")
-    tracker = Tracker(tracer_provider=provider)
 
     lock = threading.Lock()
     # The sent-file is written by a ``cat`` of our own through a pipe: the
@@ -291,6 +309,8 @@ def worker_main(argv: Sequence[str]) -> int:
             time.sleep(0.5)
     flush_seconds = time.monotonic() - began
     provider.shutdown()
+    if logger_provider is not None:
+        logger_provider.shutdown()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     stats: dict[str, Any] = {
         "slot": args.slot,
@@ -655,7 +675,7 @@ def schedule(path: str, burst: int) -> list[Phase]:
         Phase("stall 3 s, longer than the client timeout", RULES_STALL),
         Phase("receiver SIGTERM, restart on the same DB", action="receiver-restart"),
     ]
-    if path == "direct+spool":
+    if path in SPOOL_PATHS:
         # Before the kill: a process starting while it may not write files
         # could not create its spool at all. The statistics that show these
         # fired are those of the processes that are not killed.
@@ -749,7 +769,12 @@ class PathRun:
         return self.dir / f"spool-{slot}.sqlite3"
 
     def start_app(self, slot: int, incarnation: int, clicks: int) -> App:
-        mode = {"direct": "direct", "direct+spool": "spool", "collector": "collector"}[self.path]
+        mode = {
+            "direct": "direct",
+            "direct+spool": "spool",
+            "collector": "collector",
+            LOG_PATH: LOG_MODE,
+        }[self.path]
         endpoint = self.collector.traces_url if self.collector else self.receiver.url
         name = f"app-{slot}-{incarnation}"
         sent, stats, done = (self.dir / f"{name}.{ext}" for ext in ("sent", "json", "done"))
@@ -771,7 +796,7 @@ class PathRun:
             "--retry-deadline", str(self.s.retry_deadline),
             "--flush-timeout", str(self.s.flush_timeout),
         ]  # fmt: skip
-        if mode == "spool":
+        if mode in ("spool", LOG_MODE):
             command += ["--spool", str(self.spool_path(slot))]
         process = self.children.spawn(
             command, self.dir / f"{name}.log", clean_env(), stdin=subprocess.PIPE
@@ -1125,7 +1150,7 @@ class PathRun:
             else:
                 hwm = max(hwm, app.sample[0])
                 cpu += app.sample[1]
-        if self.path == "direct+spool":
+        if self.path in SPOOL_PATHS:
             # A spool phase counts as fired when the exporters saw what it did.
             for phase_name, counter in SPOOL_PHASE_COUNTERS.items():
                 self.fired[phase_name] = exporter.get(counter, 0)
@@ -1228,7 +1253,7 @@ def print_table(r: dict[str, Any], s: Settings) -> None:
         (
             "spool write failures / unreadable records set aside",
             f"{exporter.get('spool_write_failures', '-')} / {exporter.get('quarantined', '-')}"
-            if r["path"] == "direct+spool"
+            if r["path"] in SPOOL_PATHS
             else "n/a (no spool phases on this path)",
         ),
         ("faults fired", faults or "-"),

@@ -5,7 +5,7 @@ path, 2 processes x 2 threads; 429, 5xx bursts, stalls past the client
 timeout, a receiver restart, a SIGKILL of an application process on the
 spool path, a bridge restart and a SIGKILL of the Collector on the Collector
 path) and requires what the
-paths promise: nothing lost on ``direct+spool`` and ``collector``. The
+paths promise: nothing lost on ``direct+spool``, ``log+spool`` and ``collector``. The
 Collector binary comes from ``$AGENTSIGHT_OTEL_COLLECTOR`` or
 ``tests/collector/build.sh``, as in tests/collector/.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
-PROMISE_NO_LOSS = ("direct+spool", "collector")
+PROMISE_NO_LOSS = ("direct+spool", "collector", "log+spool")
 _HEADING = re.compile(r"^### (\S+): ")
 _ROW = re.compile(r"^\| (.+?) +\| (.*) \|$")
 
@@ -67,7 +67,7 @@ def test_quick_soak_loses_no_click_on_the_paths_that_promise_it(tmp_path: Path) 
         output, _ = process.communicate(timeout=60)
         pytest.fail(f"the quick soak did not finish in 840 s:\n{output[-6000:]}")
     tables = parse_tables(output)
-    assert set(tables) == {"direct", "direct+spool", "collector"}, output[-6000:]
+    assert set(tables) == {"direct", "direct+spool", "collector", "log+spool"}, output[-6000:]
     for path in PROMISE_NO_LOSS:
         assert tables[path]["lost"] == "0", f"{path} lost clicks:\n{output[-8000:]}"
         assert int(tables[path]["sent (ids in sent-files)"]) > 0
