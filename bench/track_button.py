@@ -85,7 +85,7 @@ def main() -> int:
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
-    logs = InMemoryLogs()
+    logs = InMemoryLogs()  # type: ignore[no-untyped-call]
     logger_provider = sdk_logs.LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     logger = logger_provider.get_logger("bench")
@@ -208,9 +208,8 @@ def main() -> int:
             return new_span()
 
         def peer() -> object:
-            return agentsight.button(
-                "product_selection", "Add to Cart", "product_123", metadata=METADATA
-            )
+            agentsight.button("product_selection", "Add to Cart", "product_123", metadata=METADATA)
+            return None
 
         candidates["agentsight 0.1.4 button"] = (peer_setup, peer)
     except ImportError:
