@@ -8,13 +8,16 @@ checked here for escaping and bounds, and in a real browser in
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
 from agentsight_otel import semconv
 from agentsight_otel.server.insights import MAX_TIME_BUCKETS, bucket_window
+from agentsight_otel.server.receiver import running_receiver
 
 if TYPE_CHECKING:  # only for annotations: the server tests' conftest builds these
     from conftest import Wire
@@ -319,3 +322,49 @@ def test_clicks_without_a_time_are_counted_but_not_charted(wire):
     assert [s["label"] for s in body["journeys"][0]["steps"]] == ["L"]
     html = wire.get("/insights/").text
     assert "time unknown" in html and "Clicks per minute" not in html
+
+
+def test_a_database_made_before_the_time_index_opens_with_it(tmp_path):
+    # The schema of earlier releases: the conversation index without the time.
+    path = tmp_path / "earlier.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(EARLIER_SCHEMA)
+        conn.execute(
+            "INSERT INTO clicks VALUES ('c1', 'conv', 'e', 'L', 'v',"
+            " '2025-05-01T12:00:00+00:00', '{}', NULL, NULL, 'ingest',"
+            " '2025-05-01T12:00:01+00:00', 1746100800000000)"
+        )
+    conn.close()
+
+    with running_receiver(path) as receiver:
+        indexes = {
+            name
+            for (name,) in receiver.store.query(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'clicks'"
+            )
+        }
+        plan = receiver.store.query(
+            "EXPLAIN QUERY PLAN SELECT conversation_id, count(*), max(ts_us) FROM clicks"
+            " GROUP BY conversation_id"
+        )
+        body = requests.get(f"{receiver.url}/api/insights/", timeout=30).json()
+
+    assert "clicks_by_conversation_time" in indexes
+    assert "clicks_by_conversation" not in indexes  # its prefix, superseded
+    assert "COVERING INDEX clicks_by_conversation_time" in " ".join(row[-1] for row in plan)
+    assert body["journeys"][0]["steps"][0]["click_id"] == "c1"
+    assert body["button_events"][0]["over_time"]["buckets"] == [
+        {"start": "2025-05-01T12:00:00+00:00", "clicks": 1}
+    ]
+
+
+EARLIER_SCHEMA = """
+CREATE TABLE clicks (
+    click_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, button_event TEXT NOT NULL,
+    label TEXT NOT NULL, value TEXT NOT NULL, timestamp TEXT NOT NULL, metadata TEXT NOT NULL,
+    trace_id TEXT, span_id TEXT,
+    source TEXT NOT NULL CHECK (source IN ('buttons', 'ingest')),
+    received_at TEXT NOT NULL, ts_us INTEGER
+);
+CREATE INDEX clicks_by_conversation ON clicks (conversation_id);
+"""
