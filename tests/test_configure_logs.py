@@ -23,6 +23,7 @@ from agentsight_otel import (
     AgentSightLogExporter,
     AgentSightSpanExporter,
     ClickSpanProcessor,
+    ExporterOptions,
     InvalidSettingError,
     Tracker,
     configure,
@@ -103,7 +104,7 @@ def test_log_event_adds_no_span_processor_and_delivers_log_clicks(
 
 def test_nothing_is_added_twice(receiver: ReceiverHandle) -> None:
     tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
-    arguments = {"api_key": KEY, "endpoint": receiver.url}
+    arguments: ExporterOptions = {"api_key": KEY, "endpoint": receiver.url}
     first = configure(
         tracer_provider=tracer_provider,
         logger_provider=logger_provider,

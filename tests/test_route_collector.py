@@ -122,7 +122,7 @@ def _retries_refused_connections() -> bool:
     except requests.exceptions.ConnectionError:
         return False
     finally:
-        probe.shutdown()
+        probe.shutdown()  # type: ignore[no-untyped-call]
     return True
 
 
