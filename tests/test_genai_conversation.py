@@ -431,8 +431,12 @@ def test_a_click_with_only_the_genai_id_is_accepted_with_it() -> None:
 def test_a_click_without_a_usable_conversation_is_refused_naming_it(
     extra: dict[str, Any], named: str
 ) -> None:
-    with pytest.raises(InvalidClick, match=named.replace(".", r"\.")):
+    with pytest.raises(InvalidClick, match=named.replace(".", r"\.")) as caught:
         read(minimal_click(**extra))
+    if not extra:  # neither: the message names both ways to give one
+        assert str(caught.value) == (
+            "agentsight.conversation_id (or gen_ai.conversation.id) is missing or blank"
+        )
 
 
 def test_a_foreign_sdk_click_with_only_the_genai_id_through_the_bridge_reader() -> None:

@@ -124,6 +124,10 @@ def record_from_event(
         and conversation_id.isascii()
     ):
         for key in (CLICK_ID, BUTTON_EVENT, BUTTON_LABEL, BUTTON_VALUE, conversation_key):
+            if key == conversation_key and conversation_id is None:
+                raise InvalidClick(
+                    f"{CONVERSATION_ID} (or {GEN_AI_CONVERSATION_ID}) is missing or blank"
+                )
             text = _text(attributes, key)
             try:
                 text.encode("utf-8")
