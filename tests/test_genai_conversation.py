@@ -573,3 +573,16 @@ def test_a_genai_only_click_from_the_stock_otlp_exporter_reaches_the_receiver(
         finally:
             bridge.stop()
             delivery.shutdown()
+
+
+def test_importing_the_package_does_not_load_span_stamping() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from agentsight_otel import conversation, track_button; "
+        "assert 'agentsight_otel.recording.span_annotation' not in sys.modules; "
+        "from agentsight_otel import ConversationSpanProcessor; "
+        "assert 'agentsight_otel.recording.span_annotation' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
