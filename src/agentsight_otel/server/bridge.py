@@ -1,27 +1,28 @@
-"""The OTLP bridge: ``POST /v1/traces`` from an OpenTelemetry Collector, clicks to AgentSight.
+"""The OTLP bridge: ``POST /v1/traces`` and ``POST /v1/logs`` from an
+OpenTelemetry Collector (or any OTLP exporter), clicks to AgentSight.
 
 For users whose services already export OTLP to a Collector: the Collector
-keeps the spans that carry ``agentsight.button_click`` events
-(collector-config.yaml) and sends them here; the bridge turns them into the
-same click records as the direct exporter (server/otlp.py ->
-wire.records.record_from_event) and hands them to an
+keeps the spans that carry ``agentsight.button_click`` events and the click
+log records (collector-config.yaml) and sends them here; the bridge turns
+them into the same click records as the direct exporter (server/otlp.py and
+server/otlp_logs.py -> wire.records.record_from_event) and hands them to an
 ``AgentSightSpanExporter``, whose delivery, retries, spool and idempotent
-click ids it shares.
+click ids it shares. This module is the HTTP transport; decoding, bounds,
+selection, accounting and delivery are bridge_core.py's, shared with gRPC.
 
 Answers follow the OTLP/HTTP specification: the response in the request's
-content type; 200 with ``partial_success`` when some spans carried malformed
-clicks; 400 (with a ``google.rpc.Status`` body) for an undecodable request;
-413 for a body over the limit, before or after decompression; 415 for an
-unknown content type or encoding; 503 with ``Retry-After`` when delivery
-downstream is backed up, so the Collector's own retry and sending queue do
-the waiting. With the spool (the default), a 200 means the clicks are on
-disk.
+content type; 200 with ``partial_success`` when some spans or log records
+carried malformed clicks; 400 (with a ``google.rpc.Status`` body) for an
+undecodable request; 413 for a body over the limit, before or after
+decompression, or over a per-request count; 415 for an unknown content type
+or encoding; 503 with ``Retry-After`` when delivery downstream is backed up,
+so the Collector's own retry and sending queue do the waiting; 404 and 405
+with a ``google.rpc.Status`` too. An empty body is an empty request. With
+the spool (the default), a 200 means the clicks are on disk.
 """
 
 from __future__ import annotations
 
-import hmac
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any, Final
@@ -30,29 +31,38 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from agentsight_otel.exporter import AgentSightSpanExporter
 from agentsight_otel.logsafe import printable
-from agentsight_otel.ratelimit import RateLimitedLogger
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT
 from agentsight_otel.server import hostguard, limits
-from agentsight_otel.server.otlp import (
-    JSON,
-    PROTOBUF,
-    MalformedOTLP,
-    decode_request,
-    encode_response,
-    media_type,
-    records_from_request,
+from agentsight_otel.server.bridge_core import (
+    DEFAULT_MAX_BACKLOG,
+    INVALID_ARGUMENT,
+    LOGS,
+    NOT_FOUND,
+    RETRY_AFTER_SECONDS,
+    TRACES,
+    UNAUTHENTICATED,
+    UNIMPLEMENTED,
+    BridgeCore,
 )
+from agentsight_otel.server.otlp import JSON, PROTOBUF, media_type
 from agentsight_otel.server.paths import default_spool_path
 from agentsight_otel.server.runner import DEFAULT_HOST, bind, is_loopback, run_until_stopped, url_of
-from agentsight_otel.wire.records import ClickRecord
 
-logger = logging.getLogger("agentsight_otel.bridge")
+__all__ = [
+    "DEFAULT_MAX_BACKLOG",
+    "DEFAULT_PORT",
+    "MAX_OTLP_BODY_BYTES",
+    "MAX_OTLP_DECOMPRESSED_BYTES",
+    "RETRY_AFTER_SECONDS",
+    "bridge_from_args",
+    "create_bridge_app",
+]
 
 DEFAULT_PORT: Final = 4319
 #: Largest OTLP body on the wire. The Collector's batch processor sends up to
@@ -61,11 +71,8 @@ DEFAULT_PORT: Final = 4319
 MAX_OTLP_BODY_BYTES: Final = 16 * 1024 * 1024
 #: Largest OTLP body after gzip. Protobuf spans compress 5-10x.
 MAX_OTLP_DECOMPRESSED_BYTES: Final = 64 * 1024 * 1024
-#: Clicks accepted but not yet delivered before the bridge answers 503 and
-#: lets the Collector's sending queue hold the rest.
-DEFAULT_MAX_BACKLOG: Final = 200_000
-#: What a 503 asks the Collector to wait, in seconds.
-RETRY_AFTER_SECONDS: Final = 5
+#: The paths served, by signal.
+PATHS: Final = {TRACES: "/v1/traces", LOGS: "/v1/logs"}
 
 
 def _status(kind: str, code: int, message: str, http_status: int, **headers: str) -> Response:
@@ -79,74 +86,28 @@ def _status(kind: str, code: int, message: str, http_status: int, **headers: str
     return Response(body, status_code=http_status, media_type=kind, headers=headers)
 
 
-# google.rpc.Code values used in Status bodies.
-_INVALID_ARGUMENT = 3
-_UNAUTHENTICATED = 16
-_RESOURCE_EXHAUSTED = 8
-_UNAVAILABLE = 14
+class _HTTPBridge:
+    """OTLP/HTTP in front of a :class:`BridgeCore`: reading, inflating and
+    answering; everything else is the core's, shared with OTLP/gRPC."""
 
-
-def _read_request(body: bytes, kind: str) -> tuple[int, int, list[ClickRecord], int, list[str]]:
-    """Decode a request and read its clicks (on a worker thread): its span
-    count, spans without clicks, then what ``records_from_request`` returns."""
-    decoded = decode_request(body, kind)
-    spans = without = 0
-    for resource_spans in decoded.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                spans += 1
-                if not any(e.name == BUTTON_CLICK_EVENT for e in span.events):
-                    without += 1
-    records, rejected, reasons = records_from_request(decoded)
-    return spans, without, records, rejected, reasons
-
-
-class _Bridge:
-    def __init__(
-        self, exporter: AgentSightSpanExporter, token: str | None, max_backlog: int
-    ) -> None:
-        self.exporter = exporter
-        self._token = token.encode("utf-8") if token else None
-        self.max_backlog = max_backlog
-        #: Rejections repeat while a sender is misconfigured: one line a
-        #: minute, and the next says how many were suppressed (the stats
-        #: count every one).
-        self._warn = RateLimitedLogger(logger)
-        #: What arrived, for operators and tests: requests, spans, spans that
-        #: carried no click (a Collector filter that lets those through is
-        #: misconfigured), clicks accepted, spans rejected.
-        #: Also a gauge: requests being decoded right now.
-        self.stats = dict.fromkeys(
-            ("requests", "spans", "spans_without_clicks", "clicks", "rejected_spans", "decoding"),
-            0,
-        )
-
-    def _authorized(self, request: Request) -> bool:
-        if self._token is None:
-            return True
-        presented = request.headers.get("authorization", "")
-        scheme, _, value = presented.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            value.strip().encode("utf-8"), self._token
-        )
-
-    def _count(self, spans: int, without: int, clicks: int, rejected: int) -> None:
-        stats = self.stats
-        stats["requests"] += 1
-        stats["spans"] += spans
-        stats["spans_without_clicks"] += without
-        stats["clicks"] += clicks
-        stats["rejected_spans"] += rejected
+    def __init__(self, core: BridgeCore) -> None:
+        self.core = core
 
     async def traces(self, request: Request) -> Response:
+        return await self._export(TRACES, request)
+
+    async def logs(self, request: Request) -> Response:
+        return await self._export(LOGS, request)
+
+    async def _export(self, signal: str, request: Request) -> Response:
         kind = media_type(request.headers.get("content-type"))
         answer_kind = kind or PROTOBUF
-        if not self._authorized(request):
-            return _status(answer_kind, _UNAUTHENTICATED, "missing or wrong bearer token", 401)
+        if not self.core.authorized(request.headers.get("authorization")):
+            return _status(answer_kind, UNAUTHENTICATED, "missing or wrong bearer token", 401)
         if kind is None:
             return _status(
                 PROTOBUF,
-                _INVALID_ARGUMENT,
+                INVALID_ARGUMENT,
                 "Content-Type must be application/x-protobuf or application/json",
                 415,
             )
@@ -160,57 +121,34 @@ class _Bridge:
                 MAX_OTLP_DECOMPRESSED_BYTES,
             )
         except limits.BodyError as exc:
-            return _status(kind, _INVALID_ARGUMENT, str(exc), exc.status_code)
+            return _status(kind, INVALID_ARGUMENT, str(exc), exc.status_code)
         except ClientDisconnect:
             return Response(status_code=400)
-        if self.exporter.disabled_reason is not None:
-            return _status(
-                kind,
-                _UNAVAILABLE,
-                "the bridge cannot deliver: " + self.exporter.disabled_reason,
-                503,
-                **{"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        if self.exporter.backlog() >= self.max_backlog:
-            return _status(
-                kind,
-                _UNAVAILABLE,
-                "delivery to AgentSight is backed up; retry later",
-                503,
-                **{"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        self.stats["decoding"] += 1
-        try:
-            # Every pass over the request runs on a worker thread, so a large
-            # request does not hold up the others; otlp_bounds.py bounds it.
-            spans, without, records, rejected, reasons = await run_in_threadpool(
-                _read_request, body, kind
-            )
-        except MalformedOTLP as exc:
-            return _status(kind, _INVALID_ARGUMENT, str(exc), exc.status_code)
-        finally:
-            self.stats["decoding"] -= 1
-        self._count(spans, without, len(records), rejected)
-        if records and not await run_in_threadpool(self.exporter.accept, records):
-            return _status(
-                kind,
-                _RESOURCE_EXHAUSTED,
-                "the bridge's queue or spool is full; retry later",
-                503,
-                **{"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        message = ""
-        if rejected:
-            message = f"{rejected} span(s) carried malformed click events: " + "; ".join(reasons)
-            # OTLP answers this with a 200 partial success, which the Node
-            # and Go exporters report as success: the log is where it shows.
-            self._warn.warning(
-                "rejected",
-                "bridge rejected %s; stored %d click(s) of the request",
-                printable(message, 1000),
-                len(records),
-            )
-        return Response(encode_response(kind, rejected, message), media_type=kind)
+        # Every pass over the request runs on a worker thread, so a large
+        # request does not hold up the others; otlp_bounds.py bounds it.
+        outcome = await run_in_threadpool(self.core.export, signal, body, kind)
+        refusal = outcome.refusal
+        if refusal is not None:
+            headers = {}
+            if refusal.retry_after is not None:
+                headers["Retry-After"] = str(refusal.retry_after)
+            return _status(kind, refusal.code, refusal.message, refusal.http_status, **headers)
+        return Response(outcome.response(kind), media_type=kind)
+
+
+async def _no_such_route(request: Request, exc: Exception) -> Response:
+    """404 and 405 as OTLP answers them: a google.rpc.Status in the request's
+    encoding (Starlette's own handlers send plain text)."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    kind = media_type(request.headers.get("content-type")) or PROTOBUF
+    if status == 405:
+        message = f"{request.method} is not allowed here; OTLP exports are POSTs"
+        code = UNIMPLEMENTED
+    else:
+        message = f"no OTLP endpoint at this path; the bridge serves {', '.join(PATHS.values())}"
+        code = NOT_FOUND
+    return _status(kind, code, message, status, **headers)
 
 
 def create_bridge_app(
@@ -219,17 +157,38 @@ def create_bridge_app(
     max_backlog: int = DEFAULT_MAX_BACKLOG,
     *,
     allowed_hosts: Sequence[str] = (),
+    core: BridgeCore | None = None,
 ) -> Starlette:
-    """The bridge as a Starlette app; ``exporter`` does the delivering.
+    """The bridge as a Starlette app: ``POST /v1/traces`` and ``POST /v1/logs``.
 
-    ``allowed_hosts``: Host names served besides localhost, loopback and the
-    bound address (:mod:`~agentsight_otel.server.hostguard`; ``"*"`` for any).
+    Args:
+        exporter: delivers the clicks.
+        token: bearer token senders must present (None: none required).
+        max_backlog: undelivered clicks past which requests get 503.
+        allowed_hosts: Host names served besides localhost, loopback and the
+            bound address (:mod:`~agentsight_otel.server.hostguard`; ``"*"``
+            for any).
+        core: the :class:`BridgeCore` to share with an OTLP/gRPC server; one
+            is made from the arguments above when None.
+
+    Returns:
+        The app; ``app.state.core`` is its core, ``app.state.stats`` the
+        core's counters.
     """
-    bridge = _Bridge(exporter, token, max_backlog)
-    app = Starlette(routes=[Route("/v1/traces", bridge.traces, methods=["POST"])])
+    if core is None:
+        core = BridgeCore(exporter, token, max_backlog)
+    http = _HTTPBridge(core)
+    app = Starlette(
+        routes=[
+            Route(PATHS[TRACES], http.traces, methods=["POST"]),
+            Route(PATHS[LOGS], http.logs, methods=["POST"]),
+        ],
+        exception_handlers={404: _no_such_route, 405: _no_such_route},
+    )
     app.router.redirect_slashes = False
     app.state.exporter = exporter
-    app.state.stats = bridge.stats
+    app.state.core = core
+    app.state.stats = core.stats
     hostguard.install(app, allowed_hosts)  # DNS rebinding: answer only our own names
     return app
 
@@ -265,7 +224,22 @@ def bridge_from_args(args: Any) -> int:
         max_backlog=args.max_backlog,
         allowed_hosts=getattr(args, "allowed_host", None) or (),
     )
-    print(f"agentsight-otel OTLP bridge on {url_of(sock)}/v1/traces", flush=True)
+    grpc_listener = None
+    if getattr(args, "grpc_port", None) is not None:
+        # Imported only when asked for: nothing else needs grpcio.
+        from agentsight_otel.server.grpc_bridge import GrpcBridge
+
+        try:
+            grpc_listener = GrpcBridge(
+                app.state.core, args.host, args.grpc_port, tls=getattr(args, "grpc_tls", None)
+            )
+        except OSError as exc:
+            err(str(exc))
+            sock.close()
+            exporter.shutdown()
+            return 1
+    url = url_of(sock)
+    print(f"agentsight-otel OTLP bridge on {url}{PATHS[TRACES]} and {url}{PATHS[LOGS]}", flush=True)
     print(f"  delivering to: {exporter!r}", flush=True)
     print(f"  spool:         {spool or 'none (memory only: clicks can be lost on exit)'}")
     if args.token:
@@ -273,7 +247,12 @@ def bridge_from_args(args: Any) -> int:
     if not is_loopback(args.host or DEFAULT_HOST):
         print("  warning:       not bound to loopback", file=sys.stderr, flush=True)
     try:
+        if grpc_listener is not None:
+            grpc_listener.start()
+            print(f"  OTLP/gRPC on:  {grpc_listener.url} (traces and logs)", flush=True)
         run_until_stopped(app, sock, read_timeout=getattr(args, "read_timeout", None))
     finally:
+        if grpc_listener is not None:
+            grpc_listener.stop()  # before the exporter: running requests still deliver
         exporter.shutdown()
     return 0

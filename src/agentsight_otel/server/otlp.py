@@ -16,7 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -102,26 +103,48 @@ def _hex_ids_to_base64(node: Any) -> Any:
 
 def decode_request(body: bytes, kind: str) -> ExportTraceServiceRequest:
     """Parse an OTLP/HTTP trace export body; raises MalformedOTLP (OTLPTooLarge
-    past a per-request bound, checked before the body is decoded in full)."""
+    past a per-request bound, checked before the body is decoded in full).
+
+    An empty body is an empty request in either encoding, as the
+    specification has it (protobuf reads it so; JSON would call it invalid).
+    """
+    request = ExportTraceServiceRequest()
+    decode_bounded(body, kind, request, bound_protobuf, bound_json_document, bound_decoded)
+    return request
+
+
+def decode_bounded(
+    body: bytes,
+    kind: str,
+    request: Any,
+    bound_wire: Callable[[bytes], int],
+    bound_document: Callable[[Any], None],
+    bound_message: Callable[[Any, int], None],
+) -> None:
+    """Parse ``body`` into the empty ``request`` message, the signal's bounds
+    checked first on the wire (``bound_wire``, or :func:`bound_json` for
+    JSON), then on the parsed JSON document, then on the decoded message.
+    Raises MalformedOTLP (OTLPTooLarge past a bound)."""
+    if not body:
+        return
     try:
-        upper = bound_protobuf(body) if kind == PROTOBUF else bound_json(body)
-        request = _decode(body, kind)
-        bound_decoded(request, upper)
+        upper = bound_wire(body) if kind == PROTOBUF else bound_json(body)
+        _decode(body, kind, request, bound_document)
+        bound_message(request, upper)
     except TooManyElements as exc:
         raise OTLPTooLarge(str(exc)) from None
     except NotOTLP as exc:
         raise MalformedOTLP(str(exc)) from None
-    return request
 
 
-def _decode(body: bytes, kind: str) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
+def _decode(body: bytes, kind: str, request: Any, bound_document: Callable[[Any], None]) -> None:
+    name = request.DESCRIPTOR.name
     if kind == PROTOBUF:
         try:
             request.ParseFromString(body)
         except (DecodeError, RecursionError, ValueError) as exc:
-            raise MalformedOTLP(f"not an ExportTraceServiceRequest: {exc}") from None
-        return request
+            raise MalformedOTLP(f"not an {name}: {exc}") from None
+        return
     try:
         # Strict (no lone surrogates, NaN, 1e999 or huge ints) and depth-bounded.
         document = parse_json(body, MAX_JSON_DEPTH)
@@ -129,13 +152,12 @@ def _decode(body: bytes, kind: str) -> ExportTraceServiceRequest:
         raise MalformedOTLP(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
         raise MalformedOTLP("an OTLP/JSON request is a JSON object")
-    bound_json_document(document)
+    bound_document(document)
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError, SystemError) as exc:
         # SystemError: protobuf's C extension on strings it cannot encode.
-        raise MalformedOTLP(f"not an OTLP trace request: {exc}") from None
-    return request
+        raise MalformedOTLP(f"not an OTLP {name}: {exc}") from None
 
 
 def encode_response(kind: str, rejected_spans: int = 0, error_message: str = "") -> bytes:
@@ -168,6 +190,17 @@ def any_value(value: AnyValue, depth: int = 0) -> Any:
     return None
 
 
+def resource_attributes(resource: Any) -> dict[str, Any]:
+    """An OTLP Resource's attributes as the click record keeps them (maps,
+    which the ingest record cannot carry, left out)."""
+    attributes: dict[str, Any] = {}
+    for kv in resource.attributes:
+        converted = any_value(kv.value)
+        if converted is not None and not isinstance(converted, dict):
+            attributes[kv.key] = converted
+    return attributes
+
+
 _PRIMITIVES = ("string_value", "bool_value", "int_value", "double_value")
 
 
@@ -195,7 +228,7 @@ def click_attribute(value: AnyValue) -> Any:
     raise InvalidClick(f"attribute of type {which or 'empty'} is not click data")
 
 
-def _click_attributes(key_values: Any) -> dict[str, Any]:
+def click_attributes(key_values: Any) -> dict[str, Any]:
     """``click_attribute`` over an event's attributes, strings inlined (most are)."""
     attributes: dict[str, Any] = {}
     for kv in key_values:
@@ -205,6 +238,30 @@ def _click_attributes(key_values: Any) -> dict[str, Any]:
         else:
             attributes[kv.key] = click_attribute(value)
     return attributes
+
+
+class Reading(NamedTuple):
+    """What one decoded export request holds, for the bridge's accounting:
+    its items (spans or log records), those without clicks, then what
+    :func:`records_from_request` returns."""
+
+    items: int
+    without_clicks: int
+    records: list[ClickRecord]
+    rejected: int
+    reasons: list[str]
+
+
+def read_request(request: ExportTraceServiceRequest) -> Reading:
+    """The clicks of a decoded trace request, with its span counts."""
+    spans = without = 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                spans += 1
+                if not any(e.name == BUTTON_CLICK_EVENT for e in span.events):
+                    without += 1
+    return Reading(spans, without, *records_from_request(request))
 
 
 def records_from_request(
@@ -234,11 +291,7 @@ def records_from_request(
                         continue
                     ordinal += 1
                     if resource is None:
-                        resource = {}
-                        for kv in resource_spans.resource.attributes:
-                            converted = any_value(kv.value)
-                            if converted is not None and not isinstance(converted, dict):
-                                resource[kv.key] = converted
+                        resource = resource_attributes(resource_spans.resource)
                     try:
                         if not trace_hex:
                             if (
@@ -250,7 +303,7 @@ def records_from_request(
                                 raise InvalidClick("span has no valid trace_id/span_id")
                             trace_hex = binascii.hexlify(span.trace_id).decode("ascii")
                             span_hex = binascii.hexlify(span.span_id).decode("ascii")
-                        attributes = _click_attributes(event.attributes)
+                        attributes = click_attributes(event.attributes)
                         at = event.time_unix_nano or span.end_time_unix_nano
                         if CLICK_ID not in attributes:
                             attributes[CLICK_ID] = derived_click_id(

@@ -1,5 +1,5 @@
-"""Bounds on how many spans, events and attributes an OTLP request holds,
-checked before the whole of it is decoded.
+"""Bounds on how many spans, log records, events and attributes an OTLP
+request holds, checked before the whole of it is decoded.
 
 protobuf decodes a whole message at once, and an element can cost two bytes
 on the wire and a hundred or more in memory: 16 million empty spans fit in a
@@ -11,7 +11,8 @@ on the wire and a hundred or more in memory: 16 million empty spans fit in a
   under :data:`UNWALKED_MESSAGES` is decoded as it is (about 0.1 s and
   100 MB at worst), which is every request of an honest sender's usual size.
 * A body over it is walked on the wire format of ``ExportTraceServiceRequest``
-  (Python, early exit): groups, spans, events and links, and attribute values
+  or ``ExportLogsServiceRequest`` (Python, early exit): groups, spans, log
+  records, events and links, and attribute values
   (every ``KeyValue`` and array item, at any depth) are counted, strings and
   unknown messages skipped by their length, and the first bound crossed
   refuses the request. The walk visits at most :data:`MAX_FIELDS` fields, so
@@ -34,6 +35,9 @@ from typing import Any, Final
 #: Spans per request. The shipped Collector config sends at most 5,000 per
 #: request and the Collector's batch processor 8,192 by default.
 MAX_SPANS: Final = 65_536
+#: Log records per request: as many as spans (a click log record is about
+#: the size of a click span event).
+MAX_LOG_RECORDS: Final = 65_536
 #: Resource and scope groups per request (each is a message of its own).
 MAX_GROUPS: Final = 65_536
 #: Span events and links per request: four per span at the span bound.
@@ -67,15 +71,17 @@ class NotOTLP(ValueError):
 
 
 class Counts:
-    __slots__ = ("attributes", "events", "fields", "groups", "spans")
+    __slots__ = ("attributes", "events", "fields", "groups", "log_records", "spans")
 
     def __init__(self) -> None:
         self.groups = self.spans = self.events = self.attributes = self.fields = 0
+        self.log_records = 0
 
 
 # Message kinds the walk descends into; everything else is skipped by length.
 _REQUEST, _RESOURCE_SPANS, _RESOURCE, _SCOPE_SPANS, _SCOPE, _SPAN = range(6)
 _EVENT, _LINK, _KEY_VALUE, _ANY_VALUE, _ARRAY, _KV_LIST = range(6, 12)
+_LOGS_REQUEST, _RESOURCE_LOGS, _SCOPE_LOGS, _LOG_RECORD = range(12, 16)
 
 
 def _len_tag(field: int) -> int:
@@ -96,10 +102,15 @@ _CHILDREN: dict[int, dict[int, int]] = {
     _ANY_VALUE: {_len_tag(5): _ARRAY, _len_tag(6): _KV_LIST},
     _ARRAY: {_len_tag(1): _ANY_VALUE},
     _KV_LIST: {_len_tag(1): _KEY_VALUE},
+    _LOGS_REQUEST: {_len_tag(1): _RESOURCE_LOGS},
+    _RESOURCE_LOGS: {_len_tag(1): _RESOURCE, _len_tag(2): _SCOPE_LOGS},
+    _SCOPE_LOGS: {_len_tag(1): _SCOPE, _len_tag(2): _LOG_RECORD},
+    # LogRecord.body (5) is an AnyValue; attributes (6) KeyValues.
+    _LOG_RECORD: {_len_tag(5): _ANY_VALUE, _len_tag(6): _KEY_VALUE},
 }
 
 
-def _limit(what: str, bound: int) -> TooManyElements:
+def limit(what: str, bound: int) -> TooManyElements:
     return TooManyElements(
         f"the request holds more than {bound:,} {what} (the bridge's per-request limit); "
         "send smaller batches"
@@ -111,19 +122,23 @@ def _counted(counts: Counts, kind: int, parent: int) -> None:
     if kind == _KEY_VALUE or (kind == _ANY_VALUE and parent == _ARRAY):
         counts.attributes += 1
         if counts.attributes > MAX_ATTRIBUTES:
-            raise _limit("attribute values", MAX_ATTRIBUTES)
+            raise limit("attribute values", MAX_ATTRIBUTES)
     elif kind == _SPAN:
         counts.spans += 1
         if counts.spans > MAX_SPANS:
-            raise _limit("spans", MAX_SPANS)
+            raise limit("spans", MAX_SPANS)
     elif kind in (_EVENT, _LINK):
         counts.events += 1
         if counts.events > MAX_EVENTS:
-            raise _limit("span events and links", MAX_EVENTS)
-    elif kind in (_RESOURCE_SPANS, _SCOPE_SPANS):
+            raise limit("span events and links", MAX_EVENTS)
+    elif kind == _LOG_RECORD:
+        counts.log_records += 1
+        if counts.log_records > MAX_LOG_RECORDS:
+            raise limit("log records", MAX_LOG_RECORDS)
+    elif kind in (_RESOURCE_SPANS, _SCOPE_SPANS, _RESOURCE_LOGS, _SCOPE_LOGS):
         counts.groups += 1
         if counts.groups > MAX_GROUPS:
-            raise _limit("resource and scope groups", MAX_GROUPS)
+            raise limit("resource and scope groups", MAX_GROUPS)
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -158,7 +173,7 @@ def _walk(buf: bytes, pos: int, end: int, kind: int, counts: Counts, depth: int)
                 return False
         fields += 1
         if fields > MAX_FIELDS:
-            raise _limit("protobuf fields", MAX_FIELDS)
+            raise limit("protobuf fields", MAX_FIELDS)
         wire = tag & 7
         if wire == 2:
             if pos < end and buf[pos] < 0x80:
@@ -205,7 +220,7 @@ def _walk(buf: bytes, pos: int, end: int, kind: int, counts: Counts, depth: int)
                     if plain:
                         counts.attributes += 1
                         if counts.attributes > MAX_ATTRIBUTES:
-                            raise _limit("attribute values", MAX_ATTRIBUTES)
+                            raise limit("attribute values", MAX_ATTRIBUTES)
                         fields += 3
                         pos = stop
                         continue
@@ -245,8 +260,9 @@ def message_upper_bound(body: bytes) -> int:
     return len(body.translate(None, _NOT_LENGTH_DELIMITED))
 
 
-def bound_protobuf(body: bytes) -> int:
-    """Refuse (:class:`TooManyElements`) a protobuf body over a bound.
+def bound_protobuf(body: bytes, logs: bool = False) -> int:
+    """Refuse (:class:`TooManyElements`) a protobuf trace request body (a
+    logs request with ``logs``) over a bound.
 
     Returns what :func:`bound_decoded` needs: the upper bound on the body's
     messages, or 0 when the walk counted them exactly (nothing left to
@@ -256,8 +272,9 @@ def bound_protobuf(body: bytes) -> int:
     upper = message_upper_bound(body)
     if upper <= UNWALKED_MESSAGES:
         return upper
-    if not _walk(body, 0, len(body), _REQUEST, Counts(), 0):
-        raise NotOTLP("not an ExportTraceServiceRequest (the protobuf wire format is broken)")
+    if not _walk(body, 0, len(body), _LOGS_REQUEST if logs else _REQUEST, Counts(), 0):
+        name = "ExportLogsServiceRequest" if logs else "ExportTraceServiceRequest"
+        raise NotOTLP(f"not an {name} (the protobuf wire format is broken)")
     return 0
 
 
@@ -267,11 +284,11 @@ def bound_json(body: bytes) -> int:
     else return their count, an upper bound on the messages it decodes into."""
     containers = body.count(b"{") + body.count(b"[")
     if containers > MAX_JSON_CONTAINERS:
-        raise _limit("JSON objects and arrays", MAX_JSON_CONTAINERS)
+        raise limit("JSON objects and arrays", MAX_JSON_CONTAINERS)
     return containers
 
 
-def _items(node: Any, *keys: str) -> list[Any]:
+def items(node: Any, *keys: str) -> list[Any]:
     """The list under either spelling of a field in an OTLP/JSON object (the
     decoder takes both); anything else is the decoder's to refuse."""
     found: list[Any] = []
@@ -287,22 +304,22 @@ def bound_json_document(document: Any) -> None:
     """The per-request limits on a parsed OTLP/JSON document, before
     json_format (pure Python, tens of microseconds an element) converts it."""
     groups = spans = events = 0
-    for resource_spans in _items(document, "resourceSpans", "resource_spans"):
+    for resource_spans in items(document, "resourceSpans", "resource_spans"):
         groups += 1
-        for scope_spans in _items(resource_spans, "scopeSpans", "scope_spans"):
+        for scope_spans in items(resource_spans, "scopeSpans", "scope_spans"):
             groups += 1
-            listed = _items(scope_spans, "spans")
+            listed = items(scope_spans, "spans")
             spans += len(listed)
             if spans > MAX_SPANS:
-                raise _limit("spans", MAX_SPANS)
+                raise limit("spans", MAX_SPANS)
             for span in listed:
-                events += len(_items(span, "events")) + len(_items(span, "links"))
+                events += len(items(span, "events")) + len(items(span, "links"))
     for what, count, bound in (
         ("resource and scope groups", groups, MAX_GROUPS),
         ("span events and links", events, MAX_EVENTS),
     ):
         if count > bound:
-            raise _limit(what, bound)
+            raise limit(what, bound)
 
 
 def bound_decoded(request: Any, upper: int) -> None:
@@ -330,8 +347,8 @@ def bound_decoded(request: Any, upper: int) -> None:
         ("span events and links", events, MAX_EVENTS),
     ):
         if count > bound:
-            raise _limit(what, bound)
+            raise limit(what, bound)
 
 
 assert UNWALKED_MESSAGES <= MAX_ATTRIBUTES and MAX_JSON_CONTAINERS <= MAX_ATTRIBUTES
-assert MAX_GROUPS == MAX_SPANS
+assert MAX_GROUPS == MAX_SPANS == MAX_LOG_RECORDS
