@@ -249,9 +249,13 @@ def test_a_span_over_the_bucket_cap_shows_the_latest_days_and_counts_the_rest(wi
         click(wire, "e", "L", old),
         click(wire, "e", "L", BASE - timedelta(days=1)),
         click(wire, "e", "L", BASE),
+        click(wire, "e", "timeless", BASE),
     )
+    with wire.receiver.store.transaction() as conn:
+        conn.execute("UPDATE clicks SET ts_us = NULL WHERE label = 'timeless'")
 
     (event,) = insights_json(wire)["button_events"]
+    assert event["clicks"] == 4  # the click without a time is counted, not "earlier"
 
     over_time = event["over_time"]
     assert over_time["unit"] == "day"

@@ -52,6 +52,8 @@ TIME_UNITS: Final = (
 )
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: The bucket index that collects the clicks before a chart's first bucket.
+_EARLIER: Final = -1
 
 
 def iso_of_us(moment_us: int) -> str:
@@ -231,6 +233,7 @@ def bucket_window(first_us: int, last_us: int) -> tuple[str, int, int, int]:
         count = (end - start) // unit_us + 1
         if count <= MAX_TIME_BUCKETS:
             return name, unit_us, start, count
+    # Even days are too many: the latest MAX_TIME_BUCKETS days.
     return name, unit_us, end - (MAX_TIME_BUCKETS - 1) * unit_us, MAX_TIME_BUCKETS
 
 
@@ -274,7 +277,7 @@ def read_insights(store: Store, limits: InsightLimits | None = None) -> Insights
                 buckets=[
                     TimeBucket(start + i * unit_us, per_bucket.get(i, 0)) for i in range(n_buckets)
                 ],
-                earlier_clicks=_counted_before(count, per_bucket, n_buckets, first, start),
+                earlier_clicks=per_bucket.get(_EARLIER, 0),
             )
         events.append(
             EventInsight(
@@ -299,16 +302,6 @@ def _count_events(conn: sqlite3.Connection, offset: int) -> int:
         "SELECT count(*) FROM (SELECT 1 FROM clicks GROUP BY button_event)"
     ).fetchone()
     return int(count)
-
-
-def _counted_before(
-    count: int, per_bucket: dict[int, int], n_buckets: int, first: int, start: int
-) -> int:
-    # Only a window cut short leaves clicks before it; rows without a time
-    # are in ``count`` but in no bucket, and are not "earlier".
-    if first >= start:
-        return 0
-    return max(0, count - sum(per_bucket.values()))
 
 
 def _labels(
@@ -341,7 +334,11 @@ def _labels(
 def _buckets(
     conn: sqlite3.Connection, windows: dict[str, tuple[str, int, int, int]]
 ) -> dict[str, dict[int, int]]:
-    """event -> {bucket index: clicks}, empty buckets left out, in one query."""
+    """event -> {bucket index: clicks}, empty buckets left out, in one query.
+
+    Clicks before a window cut short are counted under :data:`_EARLIER`;
+    clicks without a time in none.
+    """
     if not windows:
         return {}
     shown = ", ".join("(?, ?, ?)" for _ in windows)
@@ -350,12 +347,13 @@ def _buckets(
         params += [event, start, unit_us]
     rows = conn.execute(
         f"WITH shown(button_event, start_us, unit_us) AS (VALUES {shown})"
-        " SELECT c.button_event, (c.ts_us - s.start_us) / s.unit_us AS bucket, count(*)"
+        " SELECT c.button_event, CASE WHEN c.ts_us < s.start_us THEN ?"
+        " ELSE (c.ts_us - s.start_us) / s.unit_us END AS bucket, count(*)"
         # CROSS JOIN keeps clicks the outer loop: one pass over the table
         # instead of one per event shown.
         " FROM clicks AS c CROSS JOIN shown AS s ON c.button_event = s.button_event"
-        " WHERE c.ts_us >= s.start_us GROUP BY c.button_event, bucket",
-        params,
+        " WHERE c.ts_us IS NOT NULL GROUP BY c.button_event, bucket",
+        (*params, _EARLIER),  # in the order of the marks in the text
     ).fetchall()
     found: dict[str, dict[int, int]] = {}
     for event, bucket, n in rows:
