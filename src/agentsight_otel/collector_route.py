@@ -31,9 +31,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentsight_otel._sdk import exporter_of, log_record_processors, span_processors
+
+if TYPE_CHECKING:  # the exporters and the Logs SDK are imported only on this route
+    from opentelemetry.sdk._logs import LogRecordProcessor
+    from opentelemetry.sdk.trace import SpanProcessor
 
 logger = logging.getLogger("agentsight_otel")
 
@@ -95,7 +99,7 @@ def _sends_otlp(processors: list[Any], kinds: tuple[type, ...]) -> bool:
     return any(isinstance(exporter_of(processor), kinds) for processor in processors)
 
 
-def add_span_route(provider: Any) -> Any | None:
+def add_span_route(provider: Any) -> SpanProcessor | None:
     """A ``BatchSpanProcessor`` over the stock OTLP/HTTP span exporter on
     ``provider``; None when a processor there already exports over OTLP
     (``OTEL_TRACES_EXPORTER=otlp``, or the application's own)."""
@@ -121,7 +125,7 @@ def add_span_route(provider: Any) -> Any | None:
     return processor
 
 
-def add_log_route(provider: Any) -> Any | None:
+def add_log_route(provider: Any) -> LogRecordProcessor | None:
     """A ``BatchLogRecordProcessor`` over the stock OTLP/HTTP log exporter on
     ``provider`` (an SDK ``LoggerProvider``); None when one there already
     exports over OTLP."""
@@ -147,7 +151,9 @@ def add_log_route(provider: Any) -> Any | None:
     return processor
 
 
-def configure_collector_route(tracer_provider: Any, logger_provider: Any, signal: str) -> Any:
+def configure_collector_route(
+    tracer_provider: Any, logger_provider: Any, signal: str
+) -> SpanProcessor | LogRecordProcessor | None:
     """``configure(route="collector")``: the stock exporters for ``signal``'s
     paths. Returns what was added for spans (for ``log_event``: for logs),
     or None when the provider already exported over OTLP.

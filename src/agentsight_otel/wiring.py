@@ -34,6 +34,8 @@ if sys.version_info >= (3, 11):
     from typing import Unpack
 elif TYPE_CHECKING:  # only annotations use it, and they are never evaluated here
     from typing_extensions import Unpack
+if TYPE_CHECKING:  # the Logs SDK is imported only when the logs path is wired
+    from opentelemetry.sdk._logs import LogRecordProcessor
 
 
 logger = logging.getLogger("agentsight_otel")
@@ -80,7 +82,7 @@ def configure(
     logger_provider: Any = None,
     route: str | None = None,
     **exporter_arguments: Unpack[ExporterOptions],
-) -> Any:
+) -> SpanProcessor | LogRecordProcessor | None:
     """Deliver clicks from the global (or given) tracer provider to AgentSight.
 
     Adds a ``ClickSpanProcessor`` to the provider the application already
@@ -136,8 +138,9 @@ def configure(
 
     Returns:
         The ``ClickSpanProcessor`` it added (for ``log_event``: the
-        ``ClickLogRecordProcessor``), or ``None`` when the provider already
-        delivered clicks and nothing was added.
+        ``ClickLogRecordProcessor``; on ``route="collector"``: the
+        ``BatchSpanProcessor`` or ``BatchLogRecordProcessor``), or ``None``
+        when the provider already delivered clicks and nothing was added.
 
     Raises:
         TypeError: A keyword argument the exporter does not take; both
