@@ -83,6 +83,7 @@ def main() -> int:
             "AGENTSIGHT_COLLECTOR_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
             "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
             "AGENTSIGHT_COLLECTOR_METRICS_PORT": str(metrics_port),
+            "AGENTSIGHT_COLLECTOR_CLICK_METRICS_ENDPOINT": f"127.0.0.1:{free_port()}",
             "AGENTSIGHT_BRIDGE_ENDPOINT": f"http://127.0.0.1:{bridge_port}",
             "AGENTSIGHT_COLLECTOR_QUEUE_DIR": f"{work}/otelcol-queue",
         })  # fmt: skip

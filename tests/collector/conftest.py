@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from collector_capture import CaptureBackend, CaptureBridge
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -45,6 +46,9 @@ CONFIG_ENV_VARS = (
     "AGENTSIGHT_BRIDGE_ENDPOINT",
     "AGENTSIGHT_BRIDGE_TOKEN",
     "AGENTSIGHT_COLLECTOR_QUEUE_DIR",
+    "AGENTSIGHT_COLLECTOR_CLICK_METRICS_ENDPOINT",
+    "METRICS_BACKEND_ENDPOINT",
+    "METRICS_BACKEND_INSECURE",
 )
 
 READY_TIMEOUT_S = 30.0
@@ -85,6 +89,8 @@ class RunningCollector:
     grpc_port: int
     http_port: int
     metrics_port: int
+    #: Where the click counter is served (the prometheus exporter), /metrics.
+    click_metrics_port: int
     log_path: Path
     env: dict[str, str] = field(repr=False)
 
@@ -163,9 +169,10 @@ def run_otelcol(otelcol_binary: Path) -> RunOtelcol:
 def start_collector(otelcol_binary: Path, tmp_path: Path) -> Iterator[StartCollector]:
     """Factory: ``start_collector(config=..., env={...}, args=[...])``.
 
-    The Collector gets free loopback ports for its OTLP gRPC/HTTP receiver
-    and its metrics (through the AGENTSIGHT_COLLECTOR_* variables of the
-    shipped config; a custom config should read the same variables). It is
+    The Collector gets free loopback ports for its OTLP gRPC/HTTP receiver,
+    its own metrics and the click counter's Prometheus endpoint (through the
+    AGENTSIGHT_COLLECTOR_* variables of the shipped config; a custom config
+    should read the same variables). It is
     ready when this returns, and stopped at teardown even if the test failed.
     """
     started: list[RunningCollector] = []
@@ -176,12 +183,14 @@ def start_collector(otelcol_binary: Path, tmp_path: Path) -> Iterator[StartColle
         args: tuple[str, ...] = (),
     ) -> RunningCollector:
         grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+        click_metrics_port = free_port()
         full_env = clean_env(
             {
                 "AGENTSIGHT_COLLECTOR_GRPC_ENDPOINT": f"127.0.0.1:{grpc_port}",
                 "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
                 "AGENTSIGHT_COLLECTOR_METRICS_HOST": "127.0.0.1",
                 "AGENTSIGHT_COLLECTOR_METRICS_PORT": str(metrics_port),
+                "AGENTSIGHT_COLLECTOR_CLICK_METRICS_ENDPOINT": f"127.0.0.1:{click_metrics_port}",
                 # One queue directory per test: a shared one would replay
                 # another test's clicks (that is what it is for).
                 "AGENTSIGHT_COLLECTOR_QUEUE_DIR": str(tmp_path / "otelcol-queue"),
@@ -199,7 +208,7 @@ def start_collector(otelcol_binary: Path, tmp_path: Path) -> Iterator[StartColle
                 cwd=str(tmp_path),
             )
         collector = RunningCollector(
-            process, grpc_port, http_port, metrics_port, log_path, full_env
+            process, grpc_port, http_port, metrics_port, click_metrics_port, log_path, full_env
         )
         started.append(collector)
 
@@ -223,3 +232,21 @@ def start_collector(otelcol_binary: Path, tmp_path: Path) -> Iterator[StartColle
     finally:
         for collector in reversed(started):
             collector.stop()
+
+
+@pytest.fixture
+def bridge() -> Iterator[CaptureBridge]:
+    capture = CaptureBridge().start()
+    try:
+        yield capture
+    finally:
+        capture.close()
+
+
+@pytest.fixture
+def backend() -> Iterator[CaptureBackend]:
+    capture = CaptureBackend()
+    try:
+        yield capture
+    finally:
+        capture.close()

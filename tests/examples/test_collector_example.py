@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.collector, pytest.mark.timeout(900)]
 def test_step_5_delivers_the_apps_click_with_its_trace_id(
     otelcol_binary: Path, tmp_path: Path
 ) -> None:
-    receiver_port, bridge_port, grpc, http, metrics = (free_port() for _ in range(5))
+    receiver_port, bridge_port, grpc, http, metrics, clicks = (free_port() for _ in range(6))
     ports = {8400: receiver_port, 4319: bridge_port, 4318: http}
     env = clean_env(
         tmp_path,
@@ -45,6 +45,7 @@ def test_step_5_delivers_the_apps_click_with_its_trace_id(
             "AGENTSIGHT_COLLECTOR_GRPC_ENDPOINT": f"127.0.0.1:{grpc}",
             "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{http}",
             "AGENTSIGHT_COLLECTOR_METRICS_PORT": str(metrics),
+            "AGENTSIGHT_COLLECTOR_CLICK_METRICS_ENDPOINT": f"127.0.0.1:{clicks}",
             "AGENTSIGHT_BRIDGE_ENDPOINT": f"http://127.0.0.1:{bridge_port}",
         },
     )
