@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from opentelemetry import trace
@@ -25,6 +25,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import collector_binary
 
 from scripted_server import ScriptedServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 _GLOBAL_EXPORTER = InMemorySpanExporter()
 
@@ -66,7 +69,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser() -> Iterator[Browser]:
     """Debian's headless Chromium driven by Playwright (never a downloaded browser).
 
     Skipped when chromium is missing, unless AGENTSIGHT_OTEL_REQUIRE_BROWSER=1
