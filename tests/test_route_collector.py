@@ -194,3 +194,52 @@ def test_route_mistakes_are_refused_before_anything_is_added(
     assert configure(tracer_provider=provider, route="collector") is None
     assert span_processors(provider) == [own]
     provider.shutdown()
+
+
+def test_log_event_clicks_reach_the_bridge_through_the_stock_log_exporter(
+    bridge: Bridge, otlp_env: pytest.MonkeyPatch
+) -> None:
+    """signal="log_event" on this route: the stock OTLP/HTTP log exporter in a
+    batch processor, to the bridge's /v1/logs; no span processor is added."""
+    if not _encodes_a_record_without_body():
+        pytest.skip(
+            "this opentelemetry-exporter-otlp-proto-common cannot encode a log record "
+            "without a body, which a click log record is"
+        )
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from agentsight_otel._sdk import log_record_processors
+
+    otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", bridge.url)
+    tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
+    processor = configure(
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        route="collector",
+        signal="log_event",
+    )
+    assert isinstance(processor, BatchLogRecordProcessor)
+    assert isinstance(exporter_of(processor), OTLPLogExporter)
+    assert log_record_processors(logger_provider) == [processor]
+    assert span_processors(tracer_provider) == []
+    tracker = Tracker("conv-route-logs", logger_provider=logger_provider, signal="log_event")
+    with tracer_provider.get_tracer("app").start_as_current_span("turn"):
+        click = tracker.track_button("contact_human_agent", "Create ticket", "create-ticket")
+    assert logger_provider.force_flush(30_000)
+    assert bridge.stored() == {click["click_id"]: click["trace_id"]}
+    logger_provider.shutdown()
+    tracer_provider.shutdown()
+
+
+def _encodes_a_record_without_body() -> bool:
+    """Older OTLP encoders (1.25) raise on a record whose body is None, so
+    the stock log exporter drops the whole batch holding such a record."""
+    from opentelemetry.exporter.otlp.proto.common._internal import _encode_value
+
+    try:
+        _encode_value(None)
+    except Exception:
+        return False
+    return True

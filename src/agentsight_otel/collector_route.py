@@ -23,7 +23,9 @@ The timeout helps only an exporter that retries a refused connection:
 older ``opentelemetry-exporter-otlp-proto-http`` releases (1.25 among them)
 raise out of ``export()`` on the first refused connection, so a batch sent
 while the Collector restarts is lost whatever the timeout; use a recent
-exporter on this route (the soak ran 1.45).
+exporter on this route (the soak ran 1.45). Likewise for ``log_event``
+clicks: the 1.25 OTLP encoder refuses a log record without a body, which a
+click log record is, and so drops the batch.
 """
 
 from __future__ import annotations
