@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentsight_otel import Tracker
+from agentsight_otel import TrackedClick, Tracker
 from agentsight_otel.server.bridge import MAX_OTLP_BODY_BYTES
 from agentsight_otel.server.receiver import ReceiverHandle
 
@@ -29,7 +29,7 @@ from test_otlp import otlp_json
 PB = {"Content-Type": "application/x-protobuf"}
 
 
-def application_spans() -> tuple[Any, list[dict[str, Any]]]:
+def application_spans() -> tuple[Any, list[TrackedClick]]:
     """Spans with and without clicks, as an application's SDK finishes them."""
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "bridge-app"}))
@@ -65,7 +65,7 @@ def stored(receiver: ReceiverHandle) -> dict[str, Any]:
     return clicks
 
 
-def assert_delivered(receiver: ReceiverHandle, bridge: Bridge, sent: list[dict[str, Any]]) -> None:
+def assert_delivered(receiver: ReceiverHandle, bridge: Bridge, sent: list[TrackedClick]) -> None:
     assert bridge.exporter.force_flush(10_000)
     clicks = stored(receiver)
     assert set(clicks) == {s["click_id"] for s in sent}
