@@ -184,7 +184,7 @@ def test_journeys_show_each_conversation_oldest_click_first(wire, page):
     page.goto(f"{wire.url}/insights/")
 
     journeys = page.locator("section.journey")
-    assert journeys.locator("h2").all_inner_texts() == ["shop-b", "shop-a"]
+    assert journeys.locator("h3").all_inner_texts() == ["shop-b", "shop-a"]
     shop_a = journeys.nth(1)
     labels = shop_a.locator("text.step-label").all_text_contents()
     assert labels == ["Pay now", "Cancel", "Pay now", "Thumbs up"]
@@ -235,7 +235,7 @@ def test_the_demo_clicks_render(tmp_path: Path, page, capsys):
             "1 · 50.0%",
         ]
         journeys = page.locator("section.journey")
-        assert sorted(journeys.locator("h2").all_inner_texts()) == sorted(
+        assert sorted(journeys.locator("h3").all_inner_texts()) == sorted(
             conversation for conversation, _ in EXAMPLES
         )
         shop = page.locator("section.journey", has_text="demo-shop-1")

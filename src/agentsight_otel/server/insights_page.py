@@ -54,6 +54,8 @@ section.card { background: #fff; border: 1px solid var(--line); border-radius: 8
                margin: 16px 0; padding: 12px 16px; }
 h2 { margin: 0; font-size: 17px; word-break: break-all; }
 h3 { margin: 14px 0 6px; font-size: 14px; color: var(--muted); }
+h3.conversation { margin: 0; font-size: 16px; color: var(--fg); word-break: break-all; }
+h2#journeys { margin-top: 24px; }
 .meta { color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
 svg.chart { display: block; width: 100%; max-width: 440px; height: auto; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; fill: #1f2328; }
@@ -245,7 +247,7 @@ def _journey_section(journey: Journey, colors: Mapping[str, str]) -> str:
     earlier = f", the {len(journey.steps)} most recent shown" if journey.earlier_clicks > 0 else ""
     parts = [
         '<section class="card journey">',
-        f"<h2>{e(journey.conversation_id)}</h2>",
+        f'<h3 class="conversation">{e(journey.conversation_id)}</h3>',
         f'<div class="meta">{_plural(journey.clicks, "click")}{earlier}, oldest first</div>',
     ]
     if journey.steps:
