@@ -263,7 +263,10 @@ def test_a_span_over_the_bucket_cap_shows_the_latest_days_and_counts_the_rest(wi
     assert over_time["earlier_clicks"] == 1
     assert over_time["buckets"][-1] == {"start": "2025-05-01T00:00:00+00:00", "clicks": 1}
     assert sum(b["clicks"] for b in over_time["buckets"]) == 2
-    assert "1 earlier click before the 120 days shown" in wire.get("/insights/").text
+    html = wire.get("/insights/").text
+    assert "1 earlier click before the 120 days shown" in html
+    # The journey shows the date where it changes: 2025-04-30 then 2025-05-01.
+    assert "2025-04-30 12:00:00 (+" in html and "2025-05-01 12:00:00 (+1d 0h)" in html
 
 
 def test_many_labels_and_conversations_stay_within_the_limits(wire):

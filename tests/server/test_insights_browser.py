@@ -189,7 +189,7 @@ def test_journeys_show_each_conversation_oldest_click_first(wire, page):
     labels = shop_a.locator("text.step-label").all_text_contents()
     assert labels == ["Pay now", "Cancel", "Pay now", "Thumbs up"]
     when = shop_a.locator("g.step text.muted").all_text_contents()
-    assert when[0] == "12:00:00 · checkout"
+    assert when[0] == "2025-05-01 12:00:00 · checkout"  # the date once, on the first step
     assert when[1] == "12:00:20 (+20s) · checkout"
     assert when[3] == "12:03:00 (+55s) · feedback"
 

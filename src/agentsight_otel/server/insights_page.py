@@ -190,17 +190,20 @@ def _gap(seconds: float) -> str:
 
 def journey_chart(journey: Journey, colors: Mapping[str, str]) -> str:
     """A vertical timeline: one dot per click, oldest at the top, what and when beside it."""
-    row_height, body = 36, [""]
-    body[0] = (
+    row_height = 36
+    body = [
         f'<line x1="8" y1="10" x2="8" y2="{max(len(journey.steps) - 1, 0) * row_height + 10}"'
         ' stroke="#d1d9e0" stroke-width="2"/>'
-    )
+    ]
     previous: int | None = None
     for i, step in enumerate(journey.steps):
         top = i * row_height
         when = "time unknown"
         if step.ts_us is not None:
-            when = _us_to_datetime(step.ts_us).strftime("%H:%M:%S")
+            moment = _us_to_datetime(step.ts_us)
+            # The date where it changes (and on the first step), else the time alone.
+            same_day = previous is not None and _us_to_datetime(previous).date() == moment.date()
+            when = moment.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
             if previous is not None:
                 when += f" ({_gap((step.ts_us - previous) / 1e6)})"
             previous = step.ts_us
