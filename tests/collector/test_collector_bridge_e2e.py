@@ -1,8 +1,9 @@
 """End to end with the real Collector running the shipped collector-config.yaml:
 
-application (stock OTLPSpanExporter) -> Collector -> agentsight-otel bridge
--> local receiver. Every click arrives exactly once, with its trace id;
-spans without clicks never reach the bridge.
+application (stock OTLPSpanExporter, or OTLPLogExporter for clicks recorded
+as log records) -> Collector -> agentsight-otel bridge -> local receiver.
+Every click arrives exactly once, with its trace id; spans without clicks
+and log records that are not clicks never reach the bridge.
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ from typing import Any, Callable
 
 import pytest
 import requests
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+    OTLPLogExporter as GrpcLogExporter,
+)
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
 )
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from agentsight_otel import AgentSightSpanExporter, Tracker
+from agentsight_otel import AgentSightSpanExporter, TrackedClick, Tracker
 from agentsight_otel.server.bridge import create_bridge_app
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 from agentsight_otel.server.runner import ServerThread
@@ -64,7 +72,7 @@ class Pipeline:
         self.bridge = ServerThread(self.bridge_app, port=port)
         self.bridge.start()
 
-    def wait_for_every(self, sent: list[dict[str, Any]], what: str) -> None:
+    def wait_for_every(self, sent: list[TrackedClick], what: str) -> None:
         def all_stored() -> bool:
             self.exporter.force_flush(2_000)
             return self.receiver.store.count_clicks() >= len(sent)
@@ -85,7 +93,7 @@ def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
     running.stop()
 
 
-def run_application(exporter: Any, clicks_per_kind: int = 5) -> list[dict[str, Any]]:
+def run_application(exporter: Any, clicks_per_kind: int = 5) -> list[TrackedClick]:
     provider = TracerProvider(resource=Resource.create({"service.name": "e2e-agent"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("e2e")
@@ -143,6 +151,72 @@ def test_every_click_arrives_once_through_the_collector(
     # Spans without clicks (llm.call, GET /health) never reached the bridge.
     assert stats["spans_without_clicks"] == 0
     assert stats["spans"] == len(sent) and stats["clicks"] == len(sent)
+
+
+def run_log_application(exporter: Any, clicks: int = 5) -> list[TrackedClick]:
+    """Clicks recorded as log records (``Tracker(signal="log_event")``) among
+    the application's own logs, exported by the stock OTLP log exporter."""
+    resource = Resource.create({"service.name": "e2e-log-agent"})
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    tracer_provider = TracerProvider(resource=resource)
+    tracer = tracer_provider.get_tracer("e2e")
+    tracker = Tracker(
+        "conv-e2e-logs",
+        tracer_provider=tracer_provider,
+        signal="log_event",
+        logger_provider=logger_provider,
+    )
+    app_log = logger_provider.get_logger("e2e-log-agent")
+    sent = []
+    try:
+        for n in range(clicks):
+            with tracer.start_as_current_span(f"POST /chat {n}"):
+                app_log.emit(body=f"request {n} took long", severity_number=SeverityNumber.WARN)
+                sent.append(tracker.track_button("contact_human_agent", f"Create ticket {n}", "t"))
+                sent.append(
+                    tracker.track_button("product_selection", "Add", f"p{n}", metadata={"n": n})
+                )
+        assert logger_provider.force_flush(30_000)
+    finally:
+        logger_provider.shutdown()
+        tracer_provider.shutdown()
+    return sent
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_log_clicks_arrive_once_through_the_collector(
+    start_collector: Callable[..., Any], pipeline: Pipeline, protocol: str
+) -> None:
+    collector = start_collector(
+        env={
+            "AGENTSIGHT_BRIDGE_ENDPOINT": pipeline.bridge.url,
+            "AGENTSIGHT_BRIDGE_TOKEN": TOKEN,
+        }
+    )
+    exporter = (
+        OTLPLogExporter(endpoint=f"http://127.0.0.1:{collector.http_port}/v1/logs")
+        if protocol == "http/protobuf"
+        else GrpcLogExporter(endpoint=collector.grpc_endpoint, insecure=True)
+    )
+    sent = run_log_application(exporter)
+    pipeline.wait_for_every(sent, f"{len(sent)} log clicks at the receiver")
+    body = requests.get(
+        f"{pipeline.receiver.url}/api/conversations/conv-e2e-logs/buttons/", timeout=5
+    ).json()
+    stored = {
+        click["click_id"]: click for group in body["button_events"] for click in group["clicks"]
+    }
+    assert set(stored) == {s["click_id"] for s in sent}
+    for s in sent:
+        # Correlated with the request span the click was recorded in.
+        assert stored[s["click_id"]]["trace_id"] == s["trace_id"] != "0" * 32
+        assert stored[s["click_id"]]["span_id"] == s["span_id"]
+    assert pipeline.receiver.store.count_clicks() == len(sent)
+    stats = pipeline.bridge_app.state.stats
+    # The application's own log lines never reached the bridge.
+    assert stats["log_records_without_clicks"] == 0
+    assert stats["log_records"] == len(sent) and stats["clicks"] == len(sent)
 
 
 @pytest.fixture
