@@ -9,6 +9,7 @@ the Collector's through the variables of the README's step 2.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def test_step_5_delivers_the_apps_click_with_its_trace_id(
     otelcol_binary: Path, tmp_path: Path
 ) -> None:
     receiver_port, bridge_port, grpc, http, metrics, clicks = (free_port() for _ in range(6))
-    ports = {8400: receiver_port, 4319: bridge_port, 4318: http}
+    ports = {8400: receiver_port, 4319: bridge_port, 4318: http, 9464: clicks}
     env = clean_env(
         tmp_path,
         {
@@ -78,6 +79,17 @@ def test_step_5_delivers_the_apps_click_with_its_trace_id(
         curl = run(with_ports(readme_command(README, "curl http://127.0.0.1:8400"), ports), env)
         assert curl.returncode == 0, curl.stderr
         assert recorded["click_id"] in curl.stdout
+        # The README's scrape of the click counter shows this one click.
+        scrape = with_ports(readme_command(README, "9464/metrics"), ports)
+        counted = re.compile(
+            r'^agentsight_button_clicks_total\{agentsight_button_event="contact_human_agent",'
+            r'agentsight_button_label="Create ticket",.*\} 1$',
+            re.M,
+        )
+        deadline = time.monotonic() + 30
+        while not counted.search(run(scrape, env).stdout):
+            assert time.monotonic() < deadline, run(scrape, env)
+            time.sleep(0.2)
     finally:
         for server in reversed(servers):
             server.stop()
