@@ -5,18 +5,18 @@ time in buckets of a minute, an hour or a day (whichever keeps the chart
 within :data:`MAX_TIME_BUCKETS` columns), and, across events, the journeys of
 the most recently active conversations (their clicks in time order).
 
-What one request costs is bounded whatever the size of the database: every
+What one request returns is bounded whatever the size of the database: every
 number is aggregated by SQLite (``GROUP BY``, window functions) and only the
 rows shown come back to Python -- at most ``events`` button events,
 ``labels`` labels each, :data:`MAX_TIME_BUCKETS` buckets each, ``journeys``
-conversations of ``steps`` clicks. The queries are a fixed six, not one per
-event. The conversation ones read the store's (conversation, time) index
-alone; the three per event (events, labels, buckets) pass over the table
-once each and sort, which is linear in the clicks stored: about two seconds
-each for a million clicks on a busy two-core machine. No index spares those
-passes on purpose: one on (event, label, time) measured 40-65% dearer
-inserts, and ingest is the receiver's hot path while this page is opened
-now and then. They run on one
+conversations of ``steps`` clicks. The queries are a fixed five, not one
+per event. The totals and the journeys read the store's (conversation,
+time) index alone; the events with their labels, and the clicks over time,
+are one pass over the table and a sort each, which is linear in the clicks
+stored: two to five seconds each for a million clicks on a busy two-core
+machine. No index spares those passes on purpose: one on (event, label,
+time) measured 40-65% dearer inserts, and ingest is the receiver's hot path
+while this page is opened now and then. The queries run on one
 read connection in one transaction, so the numbers agree with each other
 even while clicks arrive. :func:`read_insights` is the entry point;
 :meth:`Insights.as_json` is the shape ``GET /api/insights/`` serves.
@@ -245,17 +245,7 @@ def read_insights(store: Store, limits: InsightLimits | None = None) -> Insights
         clicks, conversations = conn.execute(
             "SELECT count(*), count(DISTINCT conversation_id) FROM clicks"
         ).fetchone()
-        # One scan for the page of events and how many there are in all.
-        rows = conn.execute(
-            "SELECT button_event, n, first_us, last_us, count(*) OVER () FROM"
-            " (SELECT button_event, count(*) AS n, min(ts_us) AS first_us,"
-            " max(ts_us) AS last_us FROM clicks GROUP BY button_event)"
-            " ORDER BY n DESC, button_event LIMIT ? OFFSET ?",
-            (limits.events, limits.offset),
-        ).fetchall()
-        page = [row[:4] for row in rows]
-        events_total = rows[0][4] if rows else _count_events(conn, limits.offset)
-        labels = _labels(conn, [row[0] for row in page], limits.labels)
+        page, labels, events_total = _events_page(conn, limits)
         windows = {
             event: bucket_window(first, last)
             for event, _, first, last in page
@@ -265,7 +255,7 @@ def read_insights(store: Store, limits: InsightLimits | None = None) -> Insights
         journeys = _journeys(conn, limits.journeys, limits.steps)
     events = []
     for event, count, first, last in page:
-        shown, distinct = labels.get(event, ([], 0))
+        shown, distinct = labels[event]
         listed = sum(row.clicks for row in shown)
         timeline = None
         if event in windows:
@@ -304,31 +294,44 @@ def _count_events(conn: sqlite3.Connection, offset: int) -> int:
     return int(count)
 
 
-def _labels(
-    conn: sqlite3.Connection, events: list[str], limit: int
-) -> dict[str, tuple[list[LabelCount], int]]:
-    """event -> (its ``limit`` most clicked labels, how many labels it has), in one query."""
-    if not events:
-        return {}
-    marks = ", ".join("?" * len(events))
-    rows = conn.execute(
-        "WITH per_label AS (SELECT button_event, label, count(*) AS n FROM clicks"
-        f" WHERE button_event IN ({marks}) GROUP BY button_event, label),"
-        " ranked AS (SELECT button_event, label, n,"
-        " row_number() OVER (PARTITION BY button_event ORDER BY n DESC, label) AS r,"
-        " count(*) OVER (PARTITION BY button_event) AS distinct_labels,"
-        " sum(n) OVER (PARTITION BY button_event) AS total FROM per_label)"
-        # At least one row per event, so a limit of 0 still counts its labels.
-        " SELECT button_event, label, n, distinct_labels, total FROM ranked"
-        " WHERE r <= max(?, 1) ORDER BY button_event, r",
-        (*events, limit),
-    ).fetchall()
-    found: dict[str, tuple[list[LabelCount], int]] = {}
-    for event, label, n, distinct, total in rows:
-        shown, _ = found.setdefault(event, ([], int(distinct)))
-        if len(shown) < limit:
-            shown.append(LabelCount(label, int(n), int(n) / int(total)))
-    return found
+#: The page of events and their most clicked labels, from one pass over the
+#: table: per (event, label) counts first, the events summed from those.
+_EVENTS_PAGE: Final = (
+    "WITH pairs AS (SELECT button_event, label, count(*) AS n, min(ts_us) AS first_us,"
+    " max(ts_us) AS last_us FROM clicks GROUP BY button_event, label),"
+    " page AS (SELECT button_event, sum(n) AS n, min(first_us) AS first_us,"
+    " max(last_us) AS last_us, count(*) AS labels, count(*) OVER () AS events"
+    " FROM pairs GROUP BY button_event ORDER BY n DESC, button_event LIMIT ? OFFSET ?),"
+    " ranked AS (SELECT button_event, label, n, row_number() OVER"
+    " (PARTITION BY button_event ORDER BY n DESC, label) AS r FROM pairs"
+    " WHERE button_event IN (SELECT button_event FROM page))"
+    " SELECT page.button_event, page.n, page.first_us, page.last_us, page.labels,"
+    " page.events, ranked.label, ranked.n FROM page JOIN ranked USING (button_event)"
+    # At least one label per event, so a limit of 0 still lists the event.
+    " WHERE ranked.r <= max(?, 1) ORDER BY page.n DESC, page.button_event, ranked.r"
+)
+
+
+def _events_page(
+    conn: sqlite3.Connection, limits: InsightLimits
+) -> tuple[
+    list[tuple[str, int, int | None, int | None]],
+    dict[str, tuple[list[LabelCount], int]],
+    int,
+]:
+    """(events shown: name, clicks, first, last; event -> (labels shown, label count); events)."""
+    rows = conn.execute(_EVENTS_PAGE, (limits.events, limits.offset, limits.labels)).fetchall()
+    page: list[tuple[str, int, int | None, int | None]] = []
+    labels: dict[str, tuple[list[LabelCount], int]] = {}
+    for event, clicks, first, last, distinct, _, label, n in rows:
+        if event not in labels:
+            page.append((event, int(clicks), first, last))
+            labels[event] = ([], int(distinct))
+        shown = labels[event][0]
+        if len(shown) < limits.labels:
+            shown.append(LabelCount(label, int(n), int(n) / int(clicks)))
+    events_total = int(rows[0][5]) if rows else _count_events(conn, limits.offset)
+    return page, labels, events_total
 
 
 def _buckets(
