@@ -21,6 +21,9 @@ Modules, one concern each:
   and after gzip, JSON nesting depth, element counts), shared with the bridge.
 * :mod:`~agentsight_otel.server.store` — the SQLite click store, holding
   :mod:`~agentsight_otel.server.click_rows` values.
+* :mod:`~agentsight_otel.server.insights` — the numbers of ``/insights/``
+  (clicks per label, over time, journeys), counted in SQL;
+  :mod:`~agentsight_otel.server.insights_page` draws them as inline SVG.
 * :mod:`~agentsight_otel.server.paths` — the data directory both servers use.
 * :mod:`~agentsight_otel.server.faults` — switchable fault injection.
 * :mod:`~agentsight_otel.server.bridge` — OTLP in, AgentSight out
