@@ -19,7 +19,7 @@ import pytest
 from test_insights import BASE, INJECTION, click, seed_shop, send
 
 from agentsight_otel.demo import EXAMPLES, run_demo
-from agentsight_otel.server.insights_page import BAR_COLOR, COLUMN_COLOR
+from agentsight_otel.server.insights_page import BAR_COLOR, CHART_WIDTH, COLUMN_COLOR
 from agentsight_otel.server.receiver import running_receiver
 
 pytestmark = pytest.mark.browser
@@ -198,7 +198,9 @@ def test_phone_width_needs_no_sideways_scrolling(wire, browser):
     seed_shop(wire)
     long_name = "a-very-long-conversation-identifier-" * 4
     send(wire, long_name, click(wire, "checkout", "L" * 200, BASE))
-    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, is_mobile=True, device_scale_factor=1
+    )
     try:
         phone = context.new_page()
         phone.goto(f"{wire.url}/insights/")
@@ -209,8 +211,14 @@ def test_phone_width_needs_no_sideways_scrolling(wire, browser):
         for chart in phone.locator("svg.chart").all():
             found = box(chart)
             assert found["x"] >= 0 and found["x"] + found["width"] <= 360
-        # The charts scaled down to fit, not cut: the viewBox is intact.
-        assert phone.locator("svg.labels-chart").first.get_attribute("viewBox") is not None
+        # Scaled down to fit, not cut off, and still drawn and legible.
+        chart = phone.locator("svg.labels-chart").first
+        assert box(chart)["width"] < CHART_WIDTH
+        bar = box(chart.locator("rect.bar").first)
+        shot = Png(phone.screenshot(full_page=True))
+        centre = (bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] / 2)
+        assert near(shot.pixel(*centre), rgb(BAR_COLOR))
+        assert box(chart.locator("text.label-text").first)["height"] >= 11
     finally:
         context.close()
 
