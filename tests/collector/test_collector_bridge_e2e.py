@@ -258,3 +258,21 @@ def test_collector_killed_with_clicks_queued_loses_nothing(
     late_bridge.start_bridge()
     start_collector(env=env)  # same tmp_path, so the same queue directory
     late_bridge.wait_for_every(sent, "every click queued by the killed Collector")
+
+
+def test_collector_killed_with_log_clicks_queued_loses_nothing(
+    start_collector: Callable[..., Any], late_bridge: Pipeline
+) -> None:
+    """The same for clicks recorded as log records: their queue (the bridge
+    exporter's, for the logs signal) is on disk too."""
+    env = {"AGENTSIGHT_BRIDGE_ENDPOINT": late_bridge.url}
+    first = start_collector(env=env)
+    sent = run_log_application(
+        OTLPLogExporter(endpoint=f"http://127.0.0.1:{first.http_port}/v1/logs"), 3
+    )
+    first.process.kill()
+    first.process.wait(timeout=15)
+    assert late_bridge.receiver.store.count_clicks() == 0
+    late_bridge.start_bridge()
+    start_collector(env=env)
+    late_bridge.wait_for_every(sent, "every log click queued by the killed Collector")
