@@ -37,6 +37,9 @@ class ScrapedClickCounter:
     #: (button_event, label) -> clicks, summed over every other label
     #: (job and instance come from the sending application's resource).
     counts: dict[tuple[str, str], float]
+    #: Every other metric name on the page (the exporter's own target_info
+    #: aside): the page should serve the click counter only.
+    others: frozenset[str]
 
     @property
     def total(self) -> float:
@@ -49,6 +52,7 @@ def click_counter(text: str) -> ScrapedClickCounter | None:
     names: set[str] = set()
     label_names: set[str] = set()
     counts: dict[tuple[str, str], float] = defaultdict(float)
+    others: set[str] = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             _, _, family, kind = line.split(" ", 3)
@@ -59,6 +63,8 @@ def click_counter(text: str) -> ScrapedClickCounter | None:
             continue
         labels = dict(_LABEL.findall(found["labels"] or ""))
         if EVENT_LABEL not in labels:
+            if found["name"] != "target_info":
+                others.add(found["name"])
             continue
         names.add(found["name"])
         label_names.update(labels)
@@ -69,7 +75,7 @@ def click_counter(text: str) -> ScrapedClickCounter | None:
     (name,) = names
     # The text format names a counter's family with or without `_total`.
     kind = types.get(name) or types.get(name.removesuffix("_total"), "")
-    return ScrapedClickCounter(name, kind, frozenset(label_names), dict(counts))
+    return ScrapedClickCounter(name, kind, frozenset(label_names), dict(counts), frozenset(others))
 
 
 def scrape_click_counter(port: int) -> ScrapedClickCounter | None:

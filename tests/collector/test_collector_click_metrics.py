@@ -54,13 +54,16 @@ def wait_for_clicks(port: int, total: float) -> ScrapedClickCounter:
 
 
 def assert_nothing_dropped_on_the_way(metrics_port: int) -> None:
-    """delta_to_cumulative refused no count (it counts refusals under `error`)."""
-    refused = {
-        series: value
-        for series, value in collector_metrics(metrics_port).items()
-        if series.startswith("otelcol_deltatocumulative_datapoints") and "error=" in series
+    """delta_to_cumulative took every count and refused none (it counts
+    refusals, e.g. out-of-order deltas, under an `error` label)."""
+    series = {
+        name: value
+        for name, value in collector_metrics(metrics_port).items()
+        if name.partition("{")[0] == "otelcol_deltatocumulative_datapoints"
     }
+    refused = {name: value for name, value in series.items() if "error=" in name}
     assert not any(refused.values()), refused
+    assert sum(series.values()) > 0, f"delta_to_cumulative saw no data point: {series}"
 
 
 def span_app(endpoint: str) -> tuple[TracerProvider, Tracker]:
@@ -99,6 +102,7 @@ def test_three_clicks_two_labels_are_counted_exactly(
     }
     assert counter.name == DOCUMENTED_NAME
     assert counter.type == "counter"
+    assert counter.others == frozenset(), "the click endpoint serves the click counter only"
     # Only event and label (and the exporter's resource/scope labels), never
     # the per-click value, metadata or click id: cardinality.
     assert {EVENT_LABEL, LABEL_LABEL} <= counter.label_names

@@ -91,10 +91,11 @@ def test_clicks_are_counted_by_event_and_label_only(
     prometheus = config["exporters"][CLICK_PROMETHEUS]
     assert prometheus["endpoint"] == "127.0.0.1:9464"
     assert prometheus["translation_strategy"] == "UnderscoreEscapingWithSuffixes"
-    # Batch (one sender) before the re-stamping before the running total.
+    # Only the click counter; batch (one sender) before the re-stamping
+    # before the running total.
     kinds = [p.split("/")[0] for p in metrics["processors"]]
-    assert kinds == ["batch", "transform", "delta_to_cumulative"]
-    assert config["processors"][metrics["processors"][2]]["max_streams"] == 10_000
+    assert kinds == ["filter", "batch", "transform", "delta_to_cumulative"]
+    assert config["processors"][metrics["processors"][3]]["max_streams"] == 10_000
 
 
 def test_click_logs_share_the_bridge_queue(
