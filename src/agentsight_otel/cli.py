@@ -165,8 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge = _command(
         sub,
         "bridge",
-        "receive OTLP/HTTP traces and logs (POST /v1/traces, POST /v1/logs; e.g. from a "
-        "Collector) and deliver their clicks",
+        "receive OTLP traces and logs (e.g. from a Collector), deliver their clicks",
     )
     _add_listen(bridge, BRIDGE_PORT, "a token")
     bridge.add_argument(

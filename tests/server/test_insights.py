@@ -154,6 +154,40 @@ def test_limits_cut_events_labels_journeys_and_steps(wire):
     assert checkout["other_labels"] == {"labels": 2, "clicks": 4, "share": 1.0}
 
 
+def test_one_button_event_alone_with_the_journeys_through_it(wire):
+    seed_shop(wire)
+
+    body = insights_json(wire, "?button_event=checkout&steps=2")
+
+    assert body["button_event"] == "checkout"
+    assert (body["total_clicks"], body["total_conversations"]) == (4, 2)
+    assert body["total_button_events"] == 1
+    assert [e["button_event"] for e in body["button_events"]] == ["checkout"]
+    assert body["button_events"][0]["labels"][0] == {"label": "Pay now", "clicks": 3, "share": 0.75}
+    shop_b, shop_a = body["journeys"]  # shop-b's checkout click is the newest
+    assert [s["label"] for s in shop_b["steps"]] == ["Pay now"]
+    # shop-a's two newest checkout clicks; its feedback click is not in this view.
+    assert [s["label"] for s in shop_a["steps"]] == ["Cancel", "Pay now"]
+    assert (shop_a["clicks"], shop_a["earlier_clicks"]) == (3, 1)
+    nothing = insights_json(wire, "?button_event=nope")
+    assert nothing["total_clicks"] == 0 and nothing["button_events"] == []
+    assert "No clicks of button event nope." in wire.get("/insights/?button_event=nope").text
+
+
+def test_each_event_links_to_itself_alone_escaped(wire):
+    seed_shop(wire)
+    send(wire, "odd", click(wire, "<i>&evt</i>", "L", BASE))
+
+    html = wire.get("/insights/").text
+    alone = wire.get("/insights/?button_event=%3Ci%3E%26evt%3C%2Fi%3E").text
+
+    limits = "events=10&amp;offset=0&amp;labels=10&amp;journeys=10&amp;steps=20"
+    assert f'href="/insights/?{limits}&amp;button_event=%3Ci%3E%26evt%3C%2Fi%3E"' in html
+    assert "<b>&lt;i&gt;&amp;evt&lt;/i&gt;</b>" in alone
+    assert "this event alone" not in alone  # already alone
+    assert "<i>" not in alone
+
+
 @pytest.mark.parametrize("path", ["/api/insights/", "/insights/"])
 @pytest.mark.parametrize(
     ("query", "message"),
@@ -165,6 +199,8 @@ def test_limits_cut_events_labels_journeys_and_steps(wire):
         ("steps=99999999999999999999999", "query parameter steps must be at most 200"),
         ("events=51", "query parameter events must be at most 50"),
         ("offset=1000001", "query parameter offset must be at most 1000000"),
+        ("button_event=", "query parameter button_event must be 1 to 1000 characters"),
+        ("button_event=" + "x" * 1001, "query parameter button_event must be 1 to 1000 characters"),
     ],
 )
 def test_bad_limits_get_400_naming_the_parameter(wire, path, query, message):

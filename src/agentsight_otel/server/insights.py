@@ -28,9 +28,11 @@ import sqlite3
 from typing import Any, Final
 
 from agentsight_otel.server.insights_values import (
+    BUTTON_EVENT_PARAM,
     EVENTS_PARAM,
     JOURNEYS_PARAM,
     LABELS_PARAM,
+    MAX_BUTTON_EVENT_CHARS,
     OFFSET_PARAM,
     STEPS_PARAM,
     EventInsight,
@@ -46,9 +48,11 @@ from agentsight_otel.server.insights_values import (
 from agentsight_otel.server.store import Store
 
 __all__ = [
+    "BUTTON_EVENT_PARAM",
     "EVENTS_PARAM",
     "JOURNEYS_PARAM",
     "LABELS_PARAM",
+    "MAX_BUTTON_EVENT_CHARS",
     "MAX_TIME_BUCKETS",
     "OFFSET_PARAM",
     "STEPS_PARAM",
@@ -103,19 +107,22 @@ def bucket_window(first_us: int, last_us: int) -> tuple[str, int, int, int]:
 def read_insights(store: Store, limits: InsightLimits | None = None) -> Insights:
     """Aggregate the store's clicks into :class:`Insights`, bounded by ``limits``."""
     limits = limits or InsightLimits()
+    only = _Only(limits.button_event)
     with store.snapshot() as conn:
-        # Both counted on the conversation index alone (it covers them).
+        # Both counted on the conversation index alone (it covers them)
+        # unless one event is asked for.
         clicks, conversations = conn.execute(
-            "SELECT count(*), count(DISTINCT conversation_id) FROM clicks"
+            f"SELECT count(*), count(DISTINCT conversation_id) FROM clicks {only.where}",
+            only.params,
         ).fetchone()
-        page, labels, events_total = _events_page(conn, limits)
+        page, labels, events_total = _events_page(conn, limits, only)
         windows = {
             event: bucket_window(first, last)
             for event, _, first, last in page
             if first is not None and last is not None
         }
         buckets = _buckets(conn, windows)
-        journeys = _journeys(conn, limits.journeys, limits.steps)
+        journeys = _journeys(conn, limits.journeys, limits.steps, only)
     events = []
     for event, count, first, last in page:
         shown, distinct = labels[event]
@@ -147,12 +154,23 @@ def read_insights(store: Store, limits: InsightLimits | None = None) -> Insights
     return Insights(int(clicks), int(conversations), int(events_total), limits, events, journeys)
 
 
-def _count_events(conn: sqlite3.Connection, offset: int) -> int:
+class _Only:
+    """The SQL that keeps one ``button_event``'s clicks, or all when ``None``."""
+
+    def __init__(self, button_event: str | None) -> None:
+        chosen = button_event is not None
+        self.where = "WHERE button_event = ?" if chosen else ""
+        self.also = "AND button_event = ?" if chosen else ""
+        self.params: tuple[str, ...] = (button_event,) if button_event is not None else ()
+
+
+def _count_events(conn: sqlite3.Connection, offset: int, only: _Only) -> int:
     # Only asked when the page came back empty: no events, or an offset past them.
     if offset == 0:
         return 0
     (count,) = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM clicks GROUP BY button_event)"
+        f"SELECT count(*) FROM (SELECT 1 FROM clicks {only.where} GROUP BY button_event)",
+        only.params,
     ).fetchone()
     return int(count)
 
@@ -161,7 +179,7 @@ def _count_events(conn: sqlite3.Connection, offset: int) -> int:
 #: table: per (event, label) counts first, the events summed from those.
 _EVENTS_PAGE: Final = (
     "WITH pairs AS (SELECT button_event, label, count(*) AS n, min(ts_us) AS first_us,"
-    " max(ts_us) AS last_us FROM clicks GROUP BY button_event, label),"
+    " max(ts_us) AS last_us FROM clicks {where} GROUP BY button_event, label),"
     " page AS (SELECT button_event, sum(n) AS n, min(first_us) AS first_us,"
     " max(last_us) AS last_us, count(*) AS labels, count(*) OVER () AS events"
     " FROM pairs GROUP BY button_event ORDER BY n DESC, button_event LIMIT ? OFFSET ?),"
@@ -176,14 +194,17 @@ _EVENTS_PAGE: Final = (
 
 
 def _events_page(
-    conn: sqlite3.Connection, limits: InsightLimits
+    conn: sqlite3.Connection, limits: InsightLimits, only: _Only
 ) -> tuple[
     list[tuple[str, int, int | None, int | None]],
     dict[str, tuple[list[LabelCount], int]],
     int,
 ]:
     """(events shown: name, clicks, first, last; event -> (labels shown, label count); events)."""
-    rows = conn.execute(_EVENTS_PAGE, (limits.events, limits.offset, limits.labels)).fetchall()
+    rows = conn.execute(
+        _EVENTS_PAGE.format(where=only.where),
+        (*only.params, limits.events, limits.offset, limits.labels),
+    ).fetchall()
     page: list[tuple[str, int, int | None, int | None]] = []
     labels: dict[str, tuple[list[LabelCount], int]] = {}
     for event, clicks, first, last, distinct, _, label, n in rows:
@@ -193,7 +214,7 @@ def _events_page(
         shown = labels[event][0]
         if len(shown) < limits.labels:
             shown.append(LabelCount(label, int(n), int(n) / int(clicks)))
-    events_total = int(rows[0][5]) if rows else _count_events(conn, limits.offset)
+    events_total = int(rows[0][5]) if rows else _count_events(conn, limits.offset, only)
     return page, labels, events_total
 
 
@@ -227,13 +248,16 @@ def _buckets(
     return found
 
 
-def _journeys(conn: sqlite3.Connection, conversations: int, steps: int) -> list[Journey]:
+def _journeys(
+    conn: sqlite3.Connection, conversations: int, steps: int, only: _Only
+) -> list[Journey]:
     """The ``conversations`` most recently clicked, each with its ``steps`` newest clicks."""
-    # Read from the (conversation, time) index alone, never the rows.
+    # Read from the (conversation, time) index alone, never the rows, unless
+    # one event is asked for.
     recent = conn.execute(
-        "SELECT conversation_id, count(*), max(ts_us) AS newest FROM clicks"
+        f"SELECT conversation_id, count(*), max(ts_us) AS newest FROM clicks {only.where}"
         " GROUP BY conversation_id ORDER BY newest DESC, conversation_id LIMIT ?",
-        (conversations,),
+        (*only.params, conversations),
     ).fetchall()
     if not recent or steps == 0:
         return [Journey(conversation_id, int(n), []) for conversation_id, n, _ in recent]
@@ -242,9 +266,9 @@ def _journeys(conn: sqlite3.Connection, conversations: int, steps: int) -> list[
         "SELECT conversation_id, button_event, label, value, timestamp, ts_us, click_id"
         " FROM (SELECT *, row_number() OVER (PARTITION BY conversation_id"
         " ORDER BY ts_us DESC, rowid DESC) AS r, rowid AS row_order FROM clicks"
-        f" WHERE conversation_id IN ({marks})) WHERE r <= ?"
+        f" WHERE conversation_id IN ({marks}) {only.also}) WHERE r <= ?"
         " ORDER BY conversation_id, ts_us, row_order",
-        (*[row[0] for row in recent], steps),
+        (*[row[0] for row in recent], *only.params, steps),
     ).fetchall()
     by_conversation: dict[str, list[JourneyStep]] = {}
     for conversation_id, *step in rows:

@@ -19,6 +19,7 @@ from typing import Final
 from urllib.parse import urlencode
 
 from agentsight_otel.server.insights import (
+    BUTTON_EVENT_PARAM,
     EventInsight,
     Insights,
     Journey,
@@ -222,13 +223,17 @@ def journey_chart(journey: Journey, colors: Mapping[str, str]) -> str:
     return _svg(max(len(journey.steps), 1) * row_height, title, desc, body, "journey-chart")
 
 
-def _event_section(event: EventInsight) -> str:
+def _event_section(event: EventInsight, insights: Insights) -> str:
     e = escape
+    only = ""
+    if insights.limits.button_event is None:
+        query = _query(insights, 0, event.button_event)
+        only = f' · <a class="only" href="/insights/?{e(query)}">this event alone, its journeys</a>'
     parts = [
         '<section class="card event">',
         f"<h2>{e(event.button_event)}</h2>",
         f'<div class="meta">{_plural(event.clicks, "click")} on '
-        f"{_plural(event.distinct_labels, 'label')}</div>",
+        f"{_plural(event.distinct_labels, 'label')}{only}</div>",
         "<h3>Clicks per label</h3>",
         label_chart(event),
     ]
@@ -259,17 +264,20 @@ def _journey_section(journey: Journey, colors: Mapping[str, str]) -> str:
     return "".join(parts)
 
 
-def _query(insights: Insights, offset: int) -> str:
+def _query(insights: Insights, offset: int, button_event: str | None = None) -> str:
+    """This page's limits at ``offset``, for ``button_event`` (default: the page's own)."""
     limits = insights.limits
-    return urlencode(
-        {
-            "events": limits.events,
-            "offset": offset,
-            "labels": limits.labels,
-            "journeys": limits.journeys,
-            "steps": limits.steps,
-        }
-    )
+    query: dict[str, str | int] = {
+        "events": limits.events,
+        "offset": offset,
+        "labels": limits.labels,
+        "journeys": limits.journeys,
+        "steps": limits.steps,
+    }
+    chosen = button_event if button_event is not None else limits.button_event
+    if chosen is not None:
+        query[BUTTON_EVENT_PARAM] = chosen
+    return urlencode(query)
 
 
 def _page_link(insights: Insights, offset: int, text: str) -> str:
@@ -294,7 +302,7 @@ def render_insights_page(insights: Insights) -> str:
             f'<p class="meta">Button events {first} to {limits.offset + len(insights.events)} of '
             f"{insights.total_events:,}, most clicked first.</p>"
         )
-        body = shown + "".join(_event_section(event) for event in insights.events)
+        body = shown + "".join(_event_section(event, insights) for event in insights.events)
         if nav:
             body += f'<nav class="pages">{"".join(nav)}</nav>'
         body += '<h2 id="journeys">Journeys</h2>' + (
@@ -307,8 +315,15 @@ def render_insights_page(insights: Insights) -> str:
             '<p class="empty">No button events on this page.</p>'
             f'<nav class="pages">{"".join(nav)}</nav>'
         )
+    elif limits.button_event is not None:
+        body = f'<p class="empty">No clicks of button event {escape(limits.button_event)}.</p>'
     else:
         body = '<p class="empty">No clicks received yet.</p>'
+    if limits.button_event is not None:
+        body = (
+            f'<p class="meta">Only the clicks of button event <b>{escape(limits.button_event)}'
+            '</b>, journeys included. <a href="/insights/">All button events</a></p>' + body
+        )
     return (
         "<!doctype html>"
         '<html lang="en"><head><meta charset="utf-8">'

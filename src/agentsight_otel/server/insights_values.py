@@ -17,6 +17,10 @@ OFFSET_PARAM: Final = ("offset", 0, 1_000_000)
 LABELS_PARAM: Final = ("labels", 10, 100)
 JOURNEYS_PARAM: Final = ("journeys", 10, 50)
 STEPS_PARAM: Final = ("steps", 20, 200)
+#: ``button_event=``: only that event's clicks (its labels, times and the
+#: journeys through it); a name longer than this is refused.
+BUTTON_EVENT_PARAM: Final = "button_event"
+MAX_BUTTON_EVENT_CHARS: Final = 1000
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -28,13 +32,15 @@ def iso_of_us(moment_us: int) -> str:
 
 @dataclass(frozen=True)
 class InsightLimits:
-    """How much one insights request shows; each bounded by the route."""
+    """How much one insights request shows, and of which clicks; bounded by the route."""
 
     events: int = EVENTS_PARAM[1]
     offset: int = OFFSET_PARAM[1]
     labels: int = LABELS_PARAM[1]
     journeys: int = JOURNEYS_PARAM[1]
     steps: int = STEPS_PARAM[1]
+    #: Only this event's clicks, everywhere on the page; ``None`` for all.
+    button_event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class Insights:
             "total_clicks": self.total_clicks,
             "total_conversations": self.total_conversations,
             "total_button_events": self.total_events,
+            "button_event": limits.button_event,
             "limits": {
                 "events": limits.events,
                 "offset": limits.offset,

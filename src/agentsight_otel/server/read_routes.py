@@ -90,10 +90,12 @@ class ReadRoutes:
         events, most clicked first, from ``offset`` (default 0); ``labels``
         (10, at most 100) labels per event; ``journeys`` (10, at most 50)
         most recently active conversations with their ``steps`` (20, at most
-        200) most recent clicks. The body::
+        200) most recent clicks; ``button_event`` (1 to 1,000 characters)
+        keeps only that event's clicks everywhere, journeys included. The
+        body::
 
             {"total_clicks": int, "total_conversations": int,
-             "total_button_events": int,
+             "total_button_events": int, "button_event": str | null,
              "limits": {"events", "offset", "labels", "journeys", "steps"},
              "next_offset": int | null,        # the next page of events
              "button_events": [{
@@ -157,12 +159,20 @@ def _limits(request: Request) -> insights.InsightLimits:
         assert value is not None  # a default is given
         return value
 
+    button_event = request.query_params.get(insights.BUTTON_EVENT_PARAM)
+    if button_event is not None and not 0 < len(button_event) <= insights.MAX_BUTTON_EVENT_CHARS:
+        raise HTTPException(
+            400,
+            f"query parameter {insights.BUTTON_EVENT_PARAM} must be 1 to"
+            f" {insights.MAX_BUTTON_EVENT_CHARS} characters",
+        )
     return insights.InsightLimits(
         events=bounded(insights.EVENTS_PARAM),
         offset=bounded(insights.OFFSET_PARAM),
         labels=bounded(insights.LABELS_PARAM),
         journeys=bounded(insights.JOURNEYS_PARAM),
         steps=bounded(insights.STEPS_PARAM),
+        button_event=button_event,
     )
 
 
