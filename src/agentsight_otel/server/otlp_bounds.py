@@ -18,8 +18,9 @@ on the wire and a hundred or more in memory: 16 million empty spans fit in a
   refuses the request. The walk visits at most :data:`MAX_FIELDS` fields, so
   its own cost is bounded by the limits, not by the body.
 * OTLP/JSON is bounded by its objects and arrays (``{`` and ``[``, counted in
-  C) before it is parsed, and its spans and events are counted on the
-  parsed document before json_format turns it into protobuf.
+  C) before it is parsed, and its spans and events (log records: see
+  otlp_logs.py) are counted on the parsed document before json_format turns
+  it into protobuf.
 * A body decoded without a walk then has the counts its upper bound does
   not already settle checked on the message (:func:`bound_decoded`).
 
