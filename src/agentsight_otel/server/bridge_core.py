@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
@@ -137,6 +138,9 @@ class BridgeCore:
         for signal in _SIGNALS.values():
             keys.extend(signal.counted)
         self.stats: dict[str, int] = dict.fromkeys(keys, 0)
+        #: export() runs on worker threads of both transports at once, and
+        #: ``+=`` on a dict entry is a read and a write.
+        self._stats_lock = threading.Lock()
 
     def authorized(self, authorization: str | None) -> bool:
         """Whether an ``Authorization`` header (or gRPC metadata) value
@@ -177,20 +181,23 @@ class BridgeCore:
         if exporter.backlog() >= self.max_backlog:
             return self._unavailable(signal, "delivery to AgentSight is backed up; retry later")
         stats = self.stats
-        stats["decoding"] += 1
+        with self._stats_lock:
+            stats["decoding"] += 1
         try:
             reading = handler.read(handler.decode(body, kind))
         except MalformedOTLP as exc:
             return Outcome(signal, refusal=Refusal(INVALID_ARGUMENT, exc.status_code, str(exc)))
         finally:
-            stats["decoding"] -= 1
+            with self._stats_lock:
+                stats["decoding"] -= 1
         records, rejected = reading.records, reading.rejected
         seen, without, refused = handler.counted
-        stats["requests"] += 1
-        stats[seen] += reading.items
-        stats[without] += reading.without_clicks
-        stats[refused] += rejected
-        stats["clicks"] += len(records)
+        with self._stats_lock:
+            stats["requests"] += 1
+            stats[seen] += reading.items
+            stats[without] += reading.without_clicks
+            stats[refused] += rejected
+            stats["clicks"] += len(records)
         if records and not exporter.accept(records):
             return self._unavailable(
                 signal,
