@@ -4,6 +4,14 @@ encoding rather than Starlette's plain text."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import requests
 from google.rpc import status_pb2
@@ -117,3 +125,30 @@ def test_the_host_guard_still_answers_first(bridge: Bridge) -> None:
         base_url(bridge) + "/v1/metrics", headers={"Host": "evil.example"}, timeout=10
     )
     assert response.status_code == 421
+
+
+def test_the_start_up_line_names_both_paths_and_both_are_served() -> None:
+    """``agentsight-otel bridge`` as a user runs it: the first line it prints
+    names ``/v1/traces`` and ``/v1/logs``, and an empty request to each of
+    those URLs is answered 200."""
+    cli = shutil.which("agentsight-otel", path=str(Path(sys.executable).parent))
+    assert cli, "the agentsight-otel script is not installed beside this Python"
+    server = subprocess.Popen(
+        [cli, "bridge", "--port", "0", "--no-spool", "--endpoint", "http://127.0.0.1:9"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "AGENTSIGHT_API_KEY": "k"},
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()  # printed once the socket listens
+        urls = re.findall(r"http://\S+/v1/(?:traces|logs)", first)
+        assert [url.rsplit("/", 1)[1] for url in urls] == ["traces", "logs"], first
+        for url in urls:
+            response = requests.post(url, data=b"", headers={"Content-Type": JSON}, timeout=10)
+            assert response.status_code == 200 and response.json() == {}, url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
