@@ -9,8 +9,9 @@ checked here for escaping and bounds, and in a real browser in
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 import requests
@@ -18,9 +19,7 @@ import requests
 from agentsight_otel import semconv
 from agentsight_otel.server.insights import MAX_TIME_BUCKETS, bucket_window
 from agentsight_otel.server.receiver import running_receiver
-
-if TYPE_CHECKING:  # only for annotations: the server tests' conftest builds these
-    from conftest import Wire
+from conftest import Wire
 
 BASE = datetime(2025, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 INJECTION = "<script>window.__pwned = 1</script><b>bold</b>"
@@ -411,3 +410,42 @@ CREATE TABLE clicks (
 );
 CREATE INDEX clicks_by_conversation ON clicks (conversation_id);
 """
+
+
+def test_numbers_agree_with_each_other_while_clicks_arrive(wire):
+    # Every query of one request reads the same snapshot, so the totals, the
+    # per-event counts, the labels and the buckets add up even mid-ingest.
+    stop = threading.Event()
+
+    def keep_sending() -> None:
+        with requests.Session() as session:
+            sender = Wire(wire.receiver, session)
+            batch = 0
+            while not stop.is_set() and batch < 200:
+                spans = [
+                    click(sender, f"e{k % 3}", f"L{k % 4}", BASE + timedelta(minutes=batch))
+                    for k in range(50)
+                ]
+                sender.post_ingest(sender.payload(sender.block(f"c{batch % 7}", *spans)))
+                batch += 1
+
+    sender = threading.Thread(target=keep_sending)
+    sender.start()
+    try:
+        seen = set()
+        for _ in range(15):
+            body = insights_json(wire)
+            seen.add(body["total_clicks"])
+            events = body["button_events"]
+            assert sum(e["clicks"] for e in events) == body["total_clicks"]
+            assert sum(j["clicks"] for j in body["journeys"]) == body["total_clicks"]
+            for event in events:
+                labels = sum(row["clicks"] for row in event["labels"])
+                assert labels + event["other_labels"]["clicks"] == event["clicks"]
+                over_time = event["over_time"]
+                buckets = sum(b["clicks"] for b in over_time["buckets"])
+                assert buckets + over_time["earlier_clicks"] == event["clicks"]
+    finally:
+        stop.set()
+        sender.join()
+    assert len(seen) > 1  # the reads did overlap the writes
