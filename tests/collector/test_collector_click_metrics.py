@@ -10,6 +10,7 @@ every order the clicks can arrive in, and nothing else counted.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any, Callable
 
@@ -25,6 +26,8 @@ from log_mix import send_logs
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -131,4 +134,60 @@ def test_click_log_records_count_into_the_same_counter(
     # label, but no click id) are not counted.
     assert counter.counts == expected
     assert counter.name == DOCUMENTED_NAME
+    assert_nothing_dropped_on_the_way(collector.metrics_port)
+
+
+def test_concurrent_senders_on_one_series_are_counted_exactly(
+    start_collector: Callable[..., Any], bridge: CaptureBridge
+) -> None:
+    """Four senders with one resource (so one series per label) export click
+    by click at the same time, spans and log records alike: the Collector
+    gets many concurrent requests whose deltas for the same series cross.
+    Every one of them must be added, none dropped as out of order."""
+    collector = start_collector(env={"AGENTSIGHT_BRIDGE_ENDPOINT": bridge.endpoint})
+    resource = Resource.create(
+        {"service.name": "clicks-concurrent", "service.instance.id": uuid.uuid4().hex}
+    )
+    clicks_per_sender = 40
+    errors: list[BaseException] = []
+
+    def sender(n: int) -> None:
+        try:
+            tracer_provider = TracerProvider(resource=resource)
+            tracer_provider.add_span_processor(
+                SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_traces_url))
+            )
+            logger_provider = LoggerProvider(resource=resource)
+            logger_provider.add_log_record_processor(
+                SimpleLogRecordProcessor(
+                    OTLPLogExporter(endpoint=f"http://127.0.0.1:{collector.http_port}/v1/logs")
+                )
+            )
+            signal = "log_event" if n % 2 else "span_event"
+            tracker = Tracker(
+                "conv-concurrent",
+                tracer_provider=tracer_provider,
+                signal=signal,
+                logger_provider=logger_provider,
+            )
+            for i in range(clicks_per_sender):
+                tracker.track_button("product_selection", f"Label {i % 2}", f"{n}-{i}")
+            tracer_provider.shutdown()
+            logger_provider.shutdown()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+
+    total = 4 * clicks_per_sender
+    counter = wait_for_clicks(collector.click_metrics_port, total)
+    assert counter.counts == {
+        ("product_selection", "Label 0"): total / 2,
+        ("product_selection", "Label 1"): total / 2,
+    }
     assert_nothing_dropped_on_the_way(collector.metrics_port)
