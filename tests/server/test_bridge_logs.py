@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +313,38 @@ def test_backed_up_delivery_answers_503_for_logs(receiver: ReceiverHandle, tmp_p
         assert receiver.store.count_clicks() == 0
     finally:
         busy.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "expected"),
+    [
+        (b"\x0a\xff\xff\xff\xff", PB, 400),
+        (b"{not json", JSON_HEADERS, 400),
+        (b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}',
+         JSON_HEADERS, 400),
+        (b"{}", {"Content-Type": "text/plain"}, 415),
+        (b"\x1f\x8b\x08\x00garbage", {**PB, "Content-Encoding": "gzip"}, 400),
+        (b"x", {**PB, "Content-Encoding": "br"}, 415),
+    ],
+)  # fmt: skip
+def test_malformed_logs_requests_get_4xx_with_a_status(
+    bridge: Bridge, body: bytes, headers: dict[str, str], expected: int
+) -> None:
+    response = requests.post(logs_url(bridge), data=body, headers=headers, timeout=10)
+    assert response.status_code == expected
+    if headers["Content-Type"] == JSON_HEADERS["Content-Type"]:
+        assert response.json()["message"]
+    else:
+        assert status_of(response).message
+    assert bridge.stats["requests"] == 0
+
+
+def test_a_gzip_bomb_to_logs_is_413_not_inflated(bridge: Bridge) -> None:
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = b"\x00" * (1 << 20)
+    bomb = b"".join(squeeze.compress(zeros) for _ in range(512)) + squeeze.flush()  # 512 MiB
+    response = requests.post(
+        logs_url(bridge), data=bomb, headers={**PB, "Content-Encoding": "gzip"}, timeout=30
+    )
+    assert response.status_code == 413
+    assert "decompressed body exceeds the limit" in status_of(response).message
