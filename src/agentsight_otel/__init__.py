@@ -7,8 +7,8 @@ The public API, and nothing else::
     with conversation("conv-42"):
         track_button("contact_human_agent", "Create ticket", "create-ticket")
 
-The delivery side (``AgentSightSpanExporter``, ``ClickSpanProcessor``,
-``configure``) is imported on first use: recording a click needs none of
+The delivery side (``AgentSightSpanExporter``, ``AgentSightLogExporter``,
+their processors, ``configure``) is imported on first use: recording a click needs none of
 its HTTP, SQLite and retry machinery, so a process that only records does
 not pay for importing it.
 """
@@ -31,6 +31,7 @@ from agentsight_otel.version import __version__
 if TYPE_CHECKING:
     from agentsight_otel.exporter import AgentSightSpanExporter
     from agentsight_otel.log_exporter import AgentSightLogExporter
+    from agentsight_otel.log_wiring import ClickLogRecordProcessor
     from agentsight_otel.recording.span_annotation import ConversationSpanProcessor
     from agentsight_otel.wiring import ClickSpanProcessor, configure
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _DELIVERY = {
     "AgentSightLogExporter": "agentsight_otel.log_exporter",
     "AgentSightSpanExporter": "agentsight_otel.exporter",
+    "ClickLogRecordProcessor": "agentsight_otel.log_wiring",
     "ClickSpanProcessor": "agentsight_otel.wiring",
     "ConversationSpanProcessor": "agentsight_otel.recording.span_annotation",
     "configure": "agentsight_otel.wiring",
@@ -47,6 +49,7 @@ __all__ = [
     "AgentSightError",
     "AgentSightLogExporter",
     "AgentSightSpanExporter",
+    "ClickLogRecordProcessor",
     "ClickSpanProcessor",
     "ConversationSpanProcessor",
     "ExporterOptions",
