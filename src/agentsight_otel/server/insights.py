@@ -160,6 +160,10 @@ class _Only:
     def __init__(self, button_event: str | None) -> None:
         chosen = button_event is not None
         self.where = "WHERE button_event = ?" if chosen else ""
+        # With an event to match the conversation index no longer covers the
+        # query, and walking it reads the rows in random order: a pass over
+        # the table measured ten times faster (0.3 s at a million clicks).
+        self.table = "clicks NOT INDEXED" if chosen else "clicks"
         self.also = "AND button_event = ?" if chosen else ""
         self.params: tuple[str, ...] = (button_event,) if button_event is not None else ()
 
@@ -255,7 +259,7 @@ def _journeys(
     # Read from the (conversation, time) index alone, never the rows, unless
     # one event is asked for.
     recent = conn.execute(
-        f"SELECT conversation_id, count(*), max(ts_us) AS newest FROM clicks {only.where}"
+        f"SELECT conversation_id, count(*), max(ts_us) AS newest FROM {only.table} {only.where}"
         " GROUP BY conversation_id ORDER BY newest DESC, conversation_id LIMIT ?",
         (*only.params, conversations),
     ).fetchall()
