@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 import grpc
@@ -278,3 +279,13 @@ class CaptureBackend(trace_service_pb2_grpc.TraceServiceServicer):
 
     def close(self) -> None:
         self._server.stop(grace=None)
+
+
+def with_optional_metrics_backend(shipped_config: Path, directory: Path) -> Path:
+    """collector-config.yaml with its documented option on: the lines that
+    start with `#>` uncommented (the OTLP metrics backend)."""
+    text = shipped_config.read_text(encoding="utf-8")
+    assert text.count("\n#>") >= 4, "the optional OTLP metrics backend lines are gone"
+    enabled = directory / "collector-config-otlp-metrics.yaml"
+    enabled.write_text(text.replace("\n#>", "\n"), encoding="utf-8")
+    return enabled

@@ -12,20 +12,30 @@ from __future__ import annotations
 
 import threading
 import uuid
+from concurrent import futures
+from pathlib import Path
 from typing import Any, Callable
 
+import grpc
 import pytest
 from click_counter import EVENT_LABEL, LABEL_LABEL, ScrapedClickCounter, scrape_click_counter
 from collector_capture import (
     DELIVERY_TIMEOUT_S,
     CaptureBridge,
+    attrs,
     collector_metrics,
     wait_for,
+    with_optional_metrics_backend,
 )
 from log_mix import send_logs
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_CUMULATIVE
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -33,8 +43,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from agentsight_otel import Tracker
+from agentsight_otel.semconv import BUTTON_EVENT, BUTTON_LABEL
 
 pytestmark = [pytest.mark.collector, pytest.mark.timeout(900)]
+
+CUMULATIVE = AGGREGATION_TEMPORALITY_CUMULATIVE
 
 #: What collector-config.yaml and examples/collector/README.md say Prometheus
 #: scrapes: `agentsight.button.clicks` with the dots as underscores and the
@@ -191,3 +204,84 @@ def test_concurrent_senders_on_one_series_are_counted_exactly(
         ("product_selection", "Label 1"): total / 2,
     }
     assert_nothing_dropped_on_the_way(collector.metrics_port)
+
+
+class MetricsBackend(metrics_service_pb2_grpc.MetricsServiceServicer):
+    """Plays an OTLP/gRPC metrics backend: keeps every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
+        self._lock = threading.Lock()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            self, self._server
+        )
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+
+    def Export(
+        self,
+        request: metrics_service_pb2.ExportMetricsServiceRequest,
+        context: grpc.ServicerContext,
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        with self._lock:
+            self.requests.append(request)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+    def latest_clicks(self) -> dict[tuple[str, str], int]:
+        """The last cumulative value per (button_event, label) received."""
+        latest: dict[tuple[str, str], int] = {}
+        with self._lock:
+            requests = list(self.requests)
+        for request in requests:
+            for rm in request.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for m in sm.metrics:
+                        if m.name != "agentsight.button.clicks":
+                            continue
+                        assert m.sum.is_monotonic
+                        assert m.sum.aggregation_temporality == CUMULATIVE
+                        for point in m.sum.data_points:
+                            labels = attrs(point.attributes)
+                            key = (labels[BUTTON_EVENT], labels[BUTTON_LABEL])
+                            latest[key] = point.as_int
+        return latest
+
+    def close(self) -> None:
+        self._server.stop(grace=None)
+
+
+def test_optional_otlp_metrics_backend_gets_the_running_total(
+    start_collector: Callable[..., Any],
+    bridge: CaptureBridge,
+    shipped_config: Path,
+    tmp_path: Path,
+) -> None:
+    """The documented option (the `#>` lines uncommented) sends the same
+    counter, cumulative, to an OTLP metrics backend."""
+    enabled = with_optional_metrics_backend(shipped_config, tmp_path)
+    backend = MetricsBackend()
+    try:
+        collector = start_collector(
+            config=enabled,
+            env={
+                "AGENTSIGHT_BRIDGE_ENDPOINT": bridge.endpoint,
+                "METRICS_BACKEND_ENDPOINT": f"127.0.0.1:{backend.port}",
+            },
+        )
+        provider, tracker = span_app(collector.http_traces_url)
+        for label in ("Create ticket", "Create ticket", "Call me"):
+            tracker.track_button("contact_human_agent", label, "v")
+        provider.shutdown()
+        expected = {
+            ("contact_human_agent", "Create ticket"): 2,
+            ("contact_human_agent", "Call me"): 1,
+        }
+        wait_for(
+            lambda: backend.latest_clicks() == expected,
+            DELIVERY_TIMEOUT_S,
+            f"the metrics backend to get {expected}",
+        )
+        assert wait_for_clicks(collector.click_metrics_port, 3).counts == expected
+    finally:
+        backend.close()

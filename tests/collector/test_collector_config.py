@@ -30,6 +30,7 @@ from collector_capture import (
     CaptureBridge,
     free_port,
     wait_for,
+    with_optional_metrics_backend,
 )
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
@@ -112,19 +113,10 @@ def test_click_logs_share_the_bridge_queue(
     assert BRIDGE_EXPORTER not in pipelines["logs"]["exporters"]
 
 
-def optional_metrics_backend(shipped_config: Path, tmp_path: Path) -> Path:
-    """The config with its documented option on: the `#>` lines uncommented."""
-    text = shipped_config.read_text(encoding="utf-8")
-    assert text.count("\n#>") >= 4
-    enabled = tmp_path / "collector-config-otlp-metrics.yaml"
-    enabled.write_text(text.replace("\n#>", "\n"), encoding="utf-8")
-    return enabled
-
-
 def test_optional_otlp_metrics_backend_validates(
     run_otelcol: Callable[..., Any], shipped_config: Path, tmp_path: Path
 ) -> None:
-    enabled = optional_metrics_backend(shipped_config, tmp_path)
+    enabled = with_optional_metrics_backend(shipped_config, tmp_path)
     result = run_otelcol("validate", "--config", str(enabled))
     assert result.returncode == 0, result.stderr
     env = {"METRICS_BACKEND_ENDPOINT": "mimir.example.invalid:4317"}
