@@ -9,6 +9,7 @@ the route's 30 s timeout is for.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +43,8 @@ class Bridge:
         self.exporter = AgentSightSpanExporter(
             api_key=KEY, endpoint=self.receiver.url, spool_path=str(tmp_path / "bridge.sqlite3")
         )
-        self.server = ServerThread(create_bridge_app(self.exporter))
+        self.app = create_bridge_app(self.exporter)
+        self.server = ServerThread(self.app)
         self.url = self.server.url
         if started:
             self.server.start()
@@ -51,7 +53,8 @@ class Bridge:
 
     def start(self) -> None:
         port = int(self.url.rsplit(":", 1)[1])
-        self.server = ServerThread(create_bridge_app(self.exporter), port=port)
+        self.app = create_bridge_app(self.exporter)
+        self.server = ServerThread(self.app, port=port)
         self.server.start()
 
     def stored(self) -> dict[str, str | None]:
@@ -243,3 +246,94 @@ def _encodes_a_record_without_body() -> bool:
     except Exception:
         return False
     return True
+
+
+@pytest.mark.collector
+@pytest.mark.timeout(300)
+def test_both_signals_through_the_real_collector(
+    tmp_path: Path, otelcol_binary: Path, otlp_env: pytest.MonkeyPatch
+) -> None:
+    """configure(route="collector", signal="both") -> the real Collector with
+    the shipped collector-config.yaml -> the bridge -> the receiver: the
+    click's span event and its log record each reach the bridge through
+    their pipeline, and the click is stored once with its trace id."""
+    import socket
+    import subprocess
+
+    if not _encodes_a_record_without_body():
+        pytest.skip("this OTLP encoder cannot encode a click log record (no body)")
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    running = Bridge(tmp_path)
+    http_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTSIGHT_", "OTEL_"))}
+    env.update(
+        {
+            "AGENTSIGHT_COLLECTOR_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
+            "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
+            "AGENTSIGHT_COLLECTOR_METRICS_HOST": "127.0.0.1",
+            "AGENTSIGHT_COLLECTOR_METRICS_PORT": str(free_port()),
+            "AGENTSIGHT_COLLECTOR_CLICK_METRICS_ENDPOINT": f"127.0.0.1:{free_port()}",
+            "AGENTSIGHT_COLLECTOR_QUEUE_DIR": str(tmp_path / "otelcol-queue"),
+            "AGENTSIGHT_BRIDGE_ENDPOINT": running.url,
+        }
+    )
+    config = Path(__file__).resolve().parents[1] / "collector-config.yaml"
+    with (tmp_path / "otelcol.log").open("wb") as log_file:
+        collector = subprocess.Popen(
+            [str(otelcol_binary), "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(tmp_path),
+        )
+    tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready when its OTLP/HTTP port takes connections
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", http_port)) == 0:
+                    break
+            assert collector.poll() is None, (tmp_path / "otelcol.log").read_text()[-4000:]
+            assert time.monotonic() < deadline, "the Collector did not start"
+            time.sleep(0.1)
+        otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{http_port}")
+        configure(
+            tracer_provider=tracer_provider,
+            logger_provider=logger_provider,
+            route="collector",
+            signal="both",
+        )
+        tracker = Tracker(
+            "conv-collector",
+            tracer_provider=tracer_provider,
+            logger_provider=logger_provider,
+            signal="both",
+        )
+        with tracer_provider.get_tracer("app").start_as_current_span("turn"):
+            click = tracker.track_button("feedback", "Yes", "yes")
+        assert tracer_provider.force_flush(30_000) and logger_provider.force_flush(30_000)
+        stats = running.app.state.stats
+
+        def both_arrived() -> bool:
+            return bool(stats["spans"] >= 1 and stats["log_records"] >= 1)
+
+        deadline = time.monotonic() + 60
+        while not both_arrived() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # One click on each signal, through the traces and the logs pipeline ...
+        assert (stats["spans"], stats["log_records"], stats["clicks"]) == (1, 1, 2)
+        # ... stored once, with its trace id.
+        assert running.stored() == {click["click_id"]: click["trace_id"]}
+    finally:
+        tracer_provider.shutdown()
+        logger_provider.shutdown()
+        collector.terminate()
+        collector.wait(30)
+        running.stop()
