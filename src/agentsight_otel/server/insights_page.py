@@ -13,7 +13,6 @@ sideways.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Final
 from urllib.parse import urlencode
@@ -25,6 +24,7 @@ from agentsight_otel.server.insights import (
     Journey,
     Timeline,
 )
+from agentsight_otel.server.insights_values import datetime_of_us
 
 #: Width of every chart in SVG user units; CSS scales it to the page.
 CHART_WIDTH: Final = 320
@@ -38,8 +38,6 @@ OTHER_COLOR: Final = "#8c959f"
 COLUMN_COLOR: Final = "#1a7f37"
 #: Journey dots, one colour per button_event in page order (text names the event too).
 EVENT_COLORS: Final = ("#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e")
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _CSS = """
 :root { color-scheme: light; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0;
@@ -65,10 +63,6 @@ nav.pages { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
 a { color: var(--accent); }
 .empty { color: var(--muted); padding: 32px 0; text-align: center; }
 """
-
-
-def _us_to_datetime(moment_us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=moment_us)
 
 
 def _short(text: str, limit: int = SHOWN_LABEL_CHARS) -> str:
@@ -101,7 +95,7 @@ def label_chart(event: EventInsight) -> str:
     others = event.distinct_labels - len(event.labels)
     if others > 0:
         share = event.other_clicks / event.clicks if event.clicks else 0.0
-        name = f"{_plural(others, 'other label')}"
+        name = _plural(others, "other label")
         rows.append((name, event.other_clicks, share, OTHER_COLOR, "bar other"))
     widest = max((clicks for _, clicks, _, _, _ in rows), default=0) or 1
     row_height, bar_height, bar_room = 38, 14, CHART_WIDTH - 110
@@ -127,7 +121,7 @@ def label_chart(event: EventInsight) -> str:
 
 
 def _bucket_name(start_us: int, unit: str) -> str:
-    moment = _us_to_datetime(start_us)
+    moment = datetime_of_us(start_us)
     return moment.strftime("%Y-%m-%d" if unit == "day" else "%Y-%m-%d %H:%M")
 
 
@@ -201,9 +195,9 @@ def journey_chart(journey: Journey, colors: Mapping[str, str]) -> str:
         top = i * row_height
         when = "time unknown"
         if step.ts_us is not None:
-            moment = _us_to_datetime(step.ts_us)
+            moment = datetime_of_us(step.ts_us)
             # The date where it changes (and on the first step), else the time alone.
-            same_day = previous is not None and _us_to_datetime(previous).date() == moment.date()
+            same_day = previous is not None and datetime_of_us(previous).date() == moment.date()
             when = moment.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
             if previous is not None:
                 when += f" ({_gap((step.ts_us - previous) / 1e6)})"

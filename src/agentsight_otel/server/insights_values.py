@@ -25,9 +25,14 @@ MAX_BUTTON_EVENT_CHARS: Final = 1000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def datetime_of_us(moment_us: int) -> datetime:
+    """Epoch microseconds (the store's ``ts_us``) as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=moment_us)
+
+
 def iso_of_us(moment_us: int) -> str:
     """Epoch microseconds as ISO 8601 UTC (``2025-05-01T12:00:00+00:00``)."""
-    return (_EPOCH + timedelta(microseconds=moment_us)).isoformat()
+    return datetime_of_us(moment_us).isoformat()
 
 
 @dataclass(frozen=True)
