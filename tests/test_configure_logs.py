@@ -69,8 +69,8 @@ def test_both_wires_two_processors_on_one_delivery_and_the_click_arrives_once(
     with tracer_provider.get_tracer("app").start_as_current_span("turn") as turn:
         click = tracker.track_button("feedback", "Yes", "yes")
     assert added.force_flush(10_000)
-    # Offered by both paths, with one click id: AgentSight stores it once.
-    assert added.exporter.statistics()["submitted"] == 2
+    # Recorded on both signals with one click id: queued, sent and counted once.
+    assert added.exporter.statistics()["submitted"] == 1
     [stored] = list(receiver.store.iter_clicks())
     assert stored.click_id == click["click_id"]
     assert stored.trace_id == f"{turn.get_span_context().trace_id:032x}"

@@ -369,3 +369,37 @@ def test_tracker_both_gives_identical_ingest_records_on_either_signal(
         [r.click_id for r in from_logs] == [r.click_id for r in from_spans] == [click["click_id"]]
     )
     assert encode_ingest(from_logs, "production") == encode_ingest(from_spans, "production")
+
+
+def test_a_click_recorded_on_both_signals_is_queued_once(tmp_path: Path) -> None:
+    """signal="both" with a span and a log exporter on one delivery: whichever
+    copy comes second (the log record inside a span, the span event of a
+    click's own span) is dropped before it is queued, so each click is
+    submitted, sent and stored once; a delivery held by one signal keeps no
+    memory of click ids."""
+    with running_receiver(tmp_path / "r.sqlite3", api_key=KEY) as receiver:
+        spans = AgentSightSpanExporter(api_key=KEY, endpoint=receiver.url)
+        assert spans._lease is not None and spans._lease.recent is None
+        logs = AgentSightLogExporter(api_key=KEY, endpoint=receiver.url)
+        assert spans._lease.recent is not None
+        tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+        logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+        tracker = Tracker(
+            "conv-once",
+            tracer_provider=tracer_provider,
+            logger_provider=logger_provider,
+            signal="both",
+        )
+        try:
+            with tracer_provider.get_tracer("app").start_as_current_span("turn"):
+                inside = tracker.track_button("feedback", "Yes", "yes")  # log record first
+            alone = tracker.track_button("feedback", "No", "no")  # its own span ends first
+            assert spans.force_flush(10_000)
+            stats = spans.statistics()
+            stored = sorted(receiver.store.click_ids())
+        finally:
+            tracer_provider.shutdown()
+            logger_provider.shutdown()
+    assert stored == sorted([inside["click_id"], alone["click_id"]])
+    assert stats["submitted"] == 2 and stats["delivered"] == 2

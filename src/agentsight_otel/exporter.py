@@ -161,4 +161,7 @@ class AgentSightSpanExporter(DeliveringExporter, SpanExporter):
                 if found is None:
                     return True
                 item, clicks, nbytes = found
-        return self._offer(item, clicks, nbytes)
+        if isinstance(item, list):
+            return self._offer(item, clicks, nbytes)
+        held, context, resource = item  # a compact span: its clicks, once
+        return self._offer_once(item, held, lambda kept: (kept, context, resource), nbytes)

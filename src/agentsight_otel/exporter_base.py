@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from agentsight_otel.config import ConfigurationError, ExporterSettings, resolve_settings
 from agentsight_otel.delivery.pipeline import Delivery
@@ -20,6 +21,7 @@ from agentsight_otel.delivery.report import Accounting
 from agentsight_otel.delivery.shared import Lease, registry
 from agentsight_otel.delivery.spool import open_spool
 from agentsight_otel.ratelimit import RateLimitedLogger
+from agentsight_otel.semconv import CLICK_ID
 from agentsight_otel.wire.logs import records_from_queue_items
 from agentsight_otel.wire.records import ClickRecord
 
@@ -32,6 +34,9 @@ DEFAULT_SHUTDOWN_TIMEOUT_MILLIS = 5_000
 
 class DeliveringExporter:
     """The settings, lease and lifecycle common to AgentSight's exporters."""
+
+    #: The signal this exporter takes clicks from (``spans`` or ``logs``).
+    _signal_kind = "spans"
 
     def _start(
         self,
@@ -60,7 +65,7 @@ class DeliveringExporter:
                 spool = open_spool(settings) if settings.spool_path else None
                 return Delivery(settings, spool, records_from_queue_items, warn)
 
-            self._lease = registry.lease(self, settings, build)
+            self._lease = registry.lease(self, settings, build, self._signal_kind)
         except ConfigurationError as exc:
             self.disabled_reason = str(exc)
             logger.error("AgentSight exporter disabled: %s", exc)
@@ -82,6 +87,34 @@ class DeliveringExporter:
         if self._delivery is None or self._closed:
             return False
         return self._delivery.offer(item, clicks, nbytes)
+
+    def _offer_once(
+        self,
+        item: Any,
+        held: Sequence[tuple[Any, ...]],
+        rebuild: Callable[[list[tuple[Any, ...]]], Any],
+        nbytes: int,
+    ) -> bool:
+        """Offer ``item``, whose clicks are ``held`` (each a tuple led by the
+        click's attributes), without those the other signal already queued
+        (``signal="both"``: delivery/shared.py); ``rebuild(kept)`` makes the
+        item of the rest. Only a delivery held by both signals checks."""
+        recent = self._lease.recent if self._lease is not None else None
+        if recent is None:
+            return self._offer(item, len(held), nbytes)
+        ids = [click[0].get(CLICK_ID) for click in held]
+        fresh = recent.unseen(ids)
+        if not all(fresh):
+            kept = [click for click, new in zip(held, fresh) if new]
+            if not kept:
+                return True  # every click is queued already, through the other signal
+            nbytes = nbytes * len(kept) // len(held)
+            ids = [click_id for click_id, new in zip(ids, fresh) if new]
+            item, held = rebuild(kept), kept
+        accepted = self._offer(item, len(held), nbytes)
+        if accepted:
+            recent.remember(ids)
+        return accepted
 
     def accept(self, records: list[ClickRecord]) -> bool:
         """Take records for delivery, durably when there is a spool (the OTLP bridge).

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.sdk._logs import export as _log_export
 
 from agentsight_otel.exporter_base import DEFAULT_SHUTDOWN_TIMEOUT_MILLIS, DeliveringExporter
-from agentsight_otel.wire.logs import compact_logs
+from agentsight_otel.wire.logs import LogClicks, compact_logs
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs.export import LogRecordExporter as LogExporterBase
@@ -76,6 +76,8 @@ class AgentSightLogExporter(DeliveringExporter, LogExporterBase):
             (rate-limited) and counted, never raised into the application.
     """
 
+    _signal_kind = "logs"
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -118,7 +120,8 @@ class AgentSightLogExporter(DeliveringExporter, LogExporterBase):
         found = compact_logs(records)
         if found is None:
             return True
-        return self._offer(*found)
+        item, _, nbytes = found
+        return self._offer_once(item, item.clicks, LogClicks, nbytes)
 
     @classmethod
     def sharing_delivery_of(cls, exporter: DeliveringExporter) -> AgentSightLogExporter:

@@ -20,27 +20,79 @@ the next one with the same settings.
 
 A second exporter with the same ``spool_path`` but other settings is
 refused: one spool file is one delivery's.
+
+In ``signal="both"`` every click is recorded twice, as a span event and as a
+log record, with one click id. Once a delivery is held by a span exporter
+and a log exporter, :class:`RecentClicks` remembers the click ids either
+one queued lately, and the other drops its copy before queueing it: the
+click is submitted, sent and counted once. A delivery held by one kind of
+exporter keeps no such memory and pays nothing.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections import deque
+from collections.abc import Iterable
 from typing import Callable
 
 from agentsight_otel.config import ConfigurationError, ExporterSettings
 from agentsight_otel.delivery.pipeline import Delivery
 from agentsight_otel.logsafe import printable
 
+#: Click ids a delivery held by both signals remembers: a click's two copies
+#: are recorded within one ``track_button`` call, and its span event is
+#: queued when its span ends, so this covers spans open for as many clicks.
+RECENT_CLICKS = 65_536
+
+
+class RecentClicks:
+    """Click ids queued lately through either signal, bounded, thread-safe."""
+
+    def __init__(self, size: int = RECENT_CLICKS) -> None:
+        self._lock = threading.Lock()
+        self._ids: set[str] = set()
+        self._order: deque[str] = deque()
+        self._size = size
+
+    def unseen(self, click_ids: Iterable[object]) -> list[bool]:
+        """For each id, whether it was not queued lately (a non-string: True)."""
+        with self._lock:
+            known = self._ids
+            return [not (type(i) is str and i in known) for i in click_ids]
+
+    def remember(self, click_ids: Iterable[object]) -> None:
+        with self._lock:
+            for click_id in click_ids:
+                if type(click_id) is str and click_id not in self._ids:
+                    self._ids.add(click_id)
+                    self._order.append(click_id)
+            while len(self._order) > self._size:
+                self._ids.discard(self._order.popleft())
+
 
 class Lease:
     """One exporter's hold on a shared delivery; ``release()`` once, at shutdown."""
 
-    def __init__(self, registry: DeliveryRegistry, settings: ExporterSettings, delivery: Delivery):
+    def __init__(
+        self,
+        registry: DeliveryRegistry,
+        settings: ExporterSettings,
+        delivery: Delivery,
+        entry: _Entry,
+    ):
         self._registry = registry
         self._settings = settings
+        self._entry = entry
         self.delivery = delivery
         self.released = False
+
+    @property
+    def recent(self) -> RecentClicks | None:
+        """The delivery's memory of recent click ids, once both a span and a
+        log exporter hold it; None before (nothing to de-duplicate)."""
+        return self._entry.recent
 
     def release(self) -> bool:
         """Give the delivery back; True when this was its last holder (the
@@ -49,11 +101,13 @@ class Lease:
 
 
 class _Entry:
-    __slots__ = ("delivery", "holders")
+    __slots__ = ("delivery", "holders", "kinds", "recent")
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
         self.holders = 0
+        self.kinds: set[str] = set()
+        self.recent: RecentClicks | None = None
 
 
 class DeliveryRegistry:
@@ -64,12 +118,18 @@ class DeliveryRegistry:
         self._entries: dict[ExporterSettings, _Entry] = {}
 
     def lease(
-        self, owner: object, settings: ExporterSettings, build: Callable[[], Delivery]
+        self,
+        owner: object,
+        settings: ExporterSettings,
+        build: Callable[[], Delivery],
+        kind: str = "spans",
     ) -> Lease:
         """The delivery for ``settings``, built by ``build()`` if none is held.
 
         ``owner`` is the exporter: when it is garbage-collected without
-        releasing, its lease is released for it.
+        releasing, its lease is released for it. ``kind`` is the signal it
+        exports (``spans`` or ``logs``): once both hold the delivery, click
+        ids are remembered so that a click recorded on both is queued once.
 
         Raises:
             ConfigurationError: another delivery with other settings already
@@ -82,7 +142,10 @@ class DeliveryRegistry:
                 # Built under the lock: two exporters racing must not both open the spool.
                 entry = self._entries[settings] = _Entry(build())
             entry.holders += 1
-            lease = Lease(self, settings, entry.delivery)
+            entry.kinds.add(kind)
+            if entry.recent is None and len(entry.kinds) > 1:
+                entry.recent = RecentClicks()
+            lease = Lease(self, settings, entry.delivery, entry)
         # Not at exit: the SDK's own atexit hook shuts the exporter down, and
         # that shutdown must still find its lease held.
         weakref.finalize(owner, lease.release).atexit = False
