@@ -52,7 +52,8 @@ class AgentSightLogExporter(DeliveringExporter, LogExporterBase):
     settings in the process (one queue, one spool, one set of retries and
     statistics): with ``OTEL_TRACES_EXPORTER=agentsight`` and
     ``OTEL_LOGS_EXPORTER=agentsight`` together, the spool is opened once,
-    and the delivery stops when the last of the two shuts down.
+    the delivery stops when the last of the two shuts down, and a click
+    recorded on both signals (``signal="both"``) is queued once.
 
     Example::
 
