@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import inspect
 import json
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -403,3 +404,53 @@ def test_a_click_recorded_on_both_signals_is_queued_once(tmp_path: Path) -> None
             logger_provider.shutdown()
     assert stored == sorted([inside["click_id"], alone["click_id"]])
     assert stats["submitted"] == 2 and stats["delivered"] == 2
+
+
+def test_with_agentsight_down_the_click_waits_on_disk_and_flush_says_so(
+    tmp_path: Path,
+) -> None:
+    """With a spool and AgentSight down, force_flush() answers False (True
+    would mean delivered) while the click log record sits in the spool file;
+    after a restart, an exporter on that spool delivers it with its trace id."""
+    import socket
+    import sqlite3
+
+    spool = str(tmp_path / "spool.sqlite3")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    down = AgentSightLogExporter(endpoint=nowhere, spool_path=spool, timeout=0.5)
+    tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(down))
+    attributes = {
+        BUTTON_EVENT: "feedback",
+        "agentsight.button_label": "Yes",
+        "agentsight.button_value": "yes",
+        "agentsight.conversation_id": "conv-spooled",
+        CLICK_ID: "7a" * 16,
+    }
+    with tracer_provider.get_tracer("app").start_as_current_span("turn") as turn:
+        emit_log(logger_provider.get_logger("app"), attributes, 1_764_000_000_000_000_000, turn)
+    assert not down.force_flush(2_000)
+
+    def spooled() -> list[tuple[str]]:
+        with sqlite3.connect(spool) as conn:
+            return list(conn.execute("SELECT click_id FROM clicks").fetchall())
+
+    deadline = time.monotonic() + 30  # the spooler thread writes it, soon
+    while not spooled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert spooled() == [("7a" * 16,)]
+    assert down.statistics()["delivered"] == 0
+    logger_provider.shutdown()  # the process ends; the spool keeps the click
+
+    with running_receiver(tmp_path / "r.sqlite3", api_key=KEY) as receiver:
+        later = AgentSightLogExporter(api_key=KEY, endpoint=receiver.url, spool_path=spool)
+        try:
+            assert later.force_flush(10_000)
+            clicks = list(receiver.store.iter_clicks())
+        finally:
+            later.shutdown()
+    assert [(c.click_id, c.trace_id) for c in clicks] == [
+        ("7a" * 16, f"{turn.get_span_context().trace_id:032x}")
+    ]
