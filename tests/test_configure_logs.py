@@ -257,3 +257,22 @@ def test_the_private_reads_find_the_processors_and_exporters_added() -> None:
         assert log_record_processors(object()) == []
     finally:
         provider.shutdown()
+
+
+def test_the_span_path_alone_imports_neither_the_logs_sdk_nor_the_log_exporter() -> None:
+    """configure() on the default signal and route loads nothing of the logs
+    path or the stock OTLP exporters: an application that records span
+    events does not pay for their import."""
+    code = (
+        "import sys, agentsight_otel\n"
+        "agentsight_otel.configure(endpoint='http://127.0.0.1:9')\n"
+        "print(sorted(m for m in ('opentelemetry.sdk._logs', 'agentsight_otel.log_exporter',"
+        " 'agentsight_otel.log_wiring', 'opentelemetry.exporter.otlp.proto.http.trace_exporter')"
+        " if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AGENTSIGHT_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
