@@ -454,3 +454,9 @@ def test_with_agentsight_down_the_click_waits_on_disk_and_flush_says_so(
     assert [(c.click_id, c.trace_id) for c in clicks] == [
         ("7a" * 16, f"{turn.get_span_context().trace_id:032x}")
     ]
+
+
+def test_the_log_exporter_takes_exactly_the_span_exporters_settings() -> None:
+    span_parameters = inspect.signature(AgentSightSpanExporter.__init__).parameters
+    log_parameters = inspect.signature(AgentSightLogExporter.__init__).parameters
+    assert list(log_parameters.items()) == list(span_parameters.items())
