@@ -216,6 +216,27 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {MAX_BACKLOG:,})",
     )
     bridge.add_argument(
+        "--grpc-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="also take OTLP/gRPC (traces and logs) on this port of --host, 1-65535, or 0 "
+        "for any free port; OTLP's usual one is 4317 (default: off)",
+    )
+    bridge.add_argument(
+        "--grpc-tls-cert",
+        default=None,
+        metavar="PEM",
+        help="serve gRPC over TLS with this certificate chain (with --grpc-tls-key; "
+        "default: plaintext)",
+    )
+    bridge.add_argument(
+        "--grpc-tls-key",
+        default=None,
+        metavar="PEM",
+        help="the private key for --grpc-tls-cert (default: none)",
+    )
+    bridge.add_argument(
         "--insecure",
         action="store_true",
         help="allow the API key over plain http:// to a non-loopback host "
@@ -268,6 +289,7 @@ def _refuse_exposed_serve(args: argparse.Namespace) -> int | None:
 def _refuse_exposed_bridge(args: argparse.Namespace) -> int | None:
     """Exit status if ``bridge`` must not start as configured, else None; resolves the token."""
     from agentsight_otel.server.exposure import ExposureError, bridge_token, check_exposure
+    from agentsight_otel.server.grpc_settings import GrpcSettingsError, check_grpc_flags
     from agentsight_otel.server.hostguard import HostSyntaxError, normalise_allowed_hosts
 
     try:
@@ -280,7 +302,8 @@ def _refuse_exposed_bridge(args: argparse.Namespace) -> int | None:
             args.insecure_no_auth,
         )
         normalise_allowed_hosts(args.allowed_host)
-    except (ExposureError, HostSyntaxError) as exc:
+        check_grpc_flags(args)
+    except (ExposureError, HostSyntaxError, GrpcSettingsError) as exc:
         return _refused("bridge", exc, [args.api_key])
     return None
 
