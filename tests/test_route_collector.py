@@ -204,11 +204,6 @@ def test_log_event_clicks_reach_the_bridge_through_the_stock_log_exporter(
 ) -> None:
     """signal="log_event" on this route: the stock OTLP/HTTP log exporter in a
     batch processor, to the bridge's /v1/logs; no span processor is added."""
-    if not _encodes_a_record_without_body():
-        pytest.skip(
-            "this opentelemetry-exporter-otlp-proto-common cannot encode a log record "
-            "without a body, which a click log record is"
-        )
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -236,18 +231,6 @@ def test_log_event_clicks_reach_the_bridge_through_the_stock_log_exporter(
     tracer_provider.shutdown()
 
 
-def _encodes_a_record_without_body() -> bool:
-    """Older OTLP encoders (1.25) raise on a record whose body is None, so
-    the stock log exporter drops the whole batch holding such a record."""
-    from opentelemetry.exporter.otlp.proto.common._internal import _encode_value
-
-    try:
-        _encode_value(None)
-    except Exception:
-        return False
-    return True
-
-
 @pytest.mark.collector
 @pytest.mark.timeout(300)
 def test_both_signals_through_the_real_collector(
@@ -260,8 +243,6 @@ def test_both_signals_through_the_real_collector(
     import socket
     import subprocess
 
-    if not _encodes_a_record_without_body():
-        pytest.skip("this OTLP encoder cannot encode a click log record (no body)")
     from opentelemetry.sdk._logs import LoggerProvider
 
     def free_port() -> int:

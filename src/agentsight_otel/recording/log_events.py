@@ -5,10 +5,12 @@ OpenTelemetry is moving events from ``Span.add_event`` to the Logs API (OTEP
 4430). A click recorded this way is one log record with
 ``event_name="agentsight.button_click"`` (where the installed SDK has the
 field), exactly the span event's attributes, the click's time as both
-timestamps, no severity and no body, and the trace id, span id and flags of
-the span that is current (so it stays in the agent's trace). A log record is
-not subject to the trace sampler, so it needs no fallback span; with no
-current span its ids are all zero, which every consumer of clicks accepts.
+timestamps, no severity and no body (an empty one on the SDK releases that
+build their own record, whose OTLP encoder cannot encode none), and the
+trace id, span id and flags of the span that is current (so it stays in
+the agent's trace). A log record is not subject to the trace sampler, so
+it needs no fallback span; with no current span its ids are all zero,
+which every consumer of clicks accepts.
 
 The Logs SDK changed shape across the releases this package supports:
 
@@ -94,6 +96,10 @@ class ClickLogTarget:
         if EVENT_NAME_SUPPORTED:
             fixed["event_name"] = BUTTON_CLICK_LOG_EVENT
         if _SDK_RECORD is not None:
+            # An empty body, not None: the OTLP encoder of these releases
+            # (1.25) raises on a None body, and the stock log exporter then
+            # drops the whole batch, the application's own logs with it.
+            fixed["body"] = ""
             # The SDK applies no limits of its own to a record built by the
             # caller; give it those of the environment, which the click was
             # fitted to, so the SDK and this package agree.
