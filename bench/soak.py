@@ -590,6 +590,7 @@ class Collector:
                 "AGENTSIGHT_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{self.http_port}",
                 "AGENTSIGHT_COLLECTOR_METRICS_HOST": "127.0.0.1",
                 "AGENTSIGHT_COLLECTOR_METRICS_PORT": str(free_port()),
+                "AGENTSIGHT_COLLECTOR_CLICK_METRICS_ENDPOINT": f"127.0.0.1:{free_port()}",
                 # Nothing listens there: the `traces` pipeline fails fast, as in the tests.
                 "TRACING_BACKEND_ENDPOINT": f"127.0.0.1:{free_port()}",
                 "AGENTSIGHT_BRIDGE_ENDPOINT": bridge_url,
