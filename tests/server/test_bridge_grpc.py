@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import Tracker, cli
 from agentsight_otel.server.bridge_core import RETRY_AFTER_SECONDS
-from agentsight_otel.server.grpc_bridge import MAX_GRPC_MESSAGE_BYTES, GrpcBridge
+from agentsight_otel.server.grpc_bridge import MAX_GRPC_MESSAGE_BYTES, WORKERS, GrpcBridge
 from agentsight_otel.server.otlp_bounds import MAX_SPANS
 from agentsight_otel.server.receiver import ReceiverHandle
 from conftest import API_KEY
@@ -672,3 +672,60 @@ def test_other_services_are_unimplemented(channel: grpc.Channel) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         call(b"", timeout=10)
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+# -- slow and silent senders ----------------------------------------------------------
+
+
+def _stalled_calls(channel: grpc.Channel, count: int, release: threading.Event) -> list[Any]:
+    """``count`` Export calls whose request message never comes until
+    ``release`` is set (then they end without one)."""
+
+    def nothing_until_released() -> Iterator[bytes]:
+        release.wait(60)
+        yield from ()
+
+    call: Any = channel.stream_unary(
+        TRACE_EXPORT, request_serializer=None, response_deserializer=None
+    )
+    return [call.future(nothing_until_released(), timeout=60) for _ in range(count)]
+
+
+def test_stalled_senders_do_not_hold_up_the_others(
+    receiver: ReceiverHandle, grpc_bridge: Bridge, channel: grpc.Channel
+) -> None:
+    """More silent calls than worker threads, and an honest export still goes
+    through: waiting for a message holds no thread. A call that ends with no
+    message at all is INVALID_ARGUMENT."""
+    release = threading.Event()
+    stalled = _stalled_calls(channel, 2 * WORKERS, release)
+    try:
+        spans, sent = finished_spans()
+        with grpc.insecure_channel(_target(grpc_bridge)) as other:
+            _stub(other).Export(encode_spans(spans), timeout=30)
+        assert_delivered(receiver, grpc_bridge, sent)
+        assert not any(call.done() for call in stalled)
+    finally:
+        release.set()
+    for call in stalled:
+        with pytest.raises(grpc.RpcError) as raised:
+            call.result()
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "got none" in str(raised.value.details())
+
+
+def test_a_message_that_does_not_arrive_in_time_ends_the_call(bridge: Bridge) -> None:
+    listener = GrpcBridge(bridge.app.state.core, "127.0.0.1", 0, read_timeout=0.5)
+    listener.start()
+    release = threading.Event()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{listener.port}") as channel:
+            (call,) = _stalled_calls(channel, 1, release)
+            with pytest.raises(grpc.RpcError) as raised:
+                call.result()
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "did not arrive within 0.5 s" in str(raised.value.details())
+        assert bridge.stats["requests"] == 0
+    finally:
+        release.set()
+        listener.stop()

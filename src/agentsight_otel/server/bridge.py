@@ -231,7 +231,11 @@ def bridge_from_args(args: Any) -> int:
 
         try:
             grpc_listener = GrpcBridge(
-                app.state.core, args.host, args.grpc_port, tls=getattr(args, "grpc_tls", None)
+                app.state.core,
+                args.host,
+                args.grpc_port,
+                tls=getattr(args, "grpc_tls", None),
+                read_timeout=getattr(args, "read_timeout", None),
             )
         except OSError as exc:
             err(str(exc))
