@@ -729,3 +729,29 @@ def test_a_message_that_does_not_arrive_in_time_ends_the_call(bridge: Bridge) ->
     finally:
         release.set()
         listener.stop()
+
+
+def test_grpc_on_a_network_address_needs_the_token_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """The gRPC listener binds --host as HTTP does, so the rule that refuses
+    a non-loopback bridge without a token covers it."""
+    flags = ["--host", "0.0.0.0", "--grpc-port", "0", "--no-spool"]
+    assert cli.main(["bridge", *flags, "--endpoint", "http://127.0.0.1:9"]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+
+
+def test_ipv6_loopback(bridge: Bridge) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        listener = GrpcBridge(bridge.app.state.core, "::1", 0)
+    except OSError as exc:
+        pytest.skip(f"cannot bind ::1: {exc}")
+    listener.start()
+    try:
+        assert listener.url == f"http://[::1]:{listener.port}"
+        with grpc.insecure_channel(f"[::1]:{listener.port}") as channel:
+            answer = _stub(channel).Export(_spans_request(), timeout=30)
+        assert not answer.HasField("partial_success")
+        assert bridge.stats["clicks"] == 3
+    finally:
+        listener.stop()
