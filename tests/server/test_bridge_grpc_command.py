@@ -29,7 +29,6 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from agentsight_otel import cli
 from agentsight_otel.server.grpc_bridge import GrpcBridge
 from agentsight_otel.server.receiver import ReceiverHandle
-from conftest import API_KEY
 
 from bridge_harness import Bridge
 from grpc_support import (
@@ -104,7 +103,7 @@ def test_command_serves_grpc_names_it_and_stops_cleanly(
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTSIGHT")}
     process = subprocess.Popen(
         [CLI, "bridge", "--port", "0", "--grpc-port", "0", "--endpoint", receiver.url,
-         "--api-key", API_KEY, "--spool", str(tmp_path / "cli-spool.sqlite3")],
+         "--api-key", str(receiver.api_key), "--spool", str(tmp_path / "cli-spool.sqlite3")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
     )  # fmt: skip
     out: queue.Queue[str] = queue.Queue()
