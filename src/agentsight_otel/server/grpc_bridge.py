@@ -219,6 +219,9 @@ class GrpcBridge:
         except RuntimeError as exc:  # grpcio raises where older releases returned 0
             self._close()
             raise OSError(f"cannot listen on {address}: {exc}") from None
+        except BaseException:
+            self._close()  # the loop's thread and the workers go with it
+            raise
         if not bound:
             self._close()
             raise OSError(f"cannot listen on {address}")
