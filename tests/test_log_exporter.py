@@ -14,6 +14,8 @@ from __future__ import annotations
 import gc
 import inspect
 import json
+import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,11 +32,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel import AgentSightLogExporter, AgentSightSpanExporter, Tracker
-from agentsight_otel.delivery.shared import registry
+from agentsight_otel.config import resolve_settings
+from agentsight_otel.delivery.pipeline import Delivery
+from agentsight_otel.delivery.shared import Lease, registry
+from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, CLICK_ID
 from agentsight_otel.server.receiver import running_receiver
 from agentsight_otel.wire.ingest import encode_ingest, ingest_trace_id
-from agentsight_otel.wire.logs import compact_logs, records_from_log_clicks
+from agentsight_otel.wire.logs import (
+    compact_logs,
+    records_from_log_clicks,
+    records_from_queue_items,
+)
 from agentsight_otel.wire.spans import records_from_spans
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
@@ -304,18 +313,66 @@ def test_a_dropped_exporter_lets_go_of_its_delivery(tmp_path: Path) -> None:
         endpoint="http://127.0.0.1:9", spool_path=str(tmp_path / "gone.sqlite3")
     )
     settings = exporter._settings
+    delivery = exporter._delivery
     assert settings is not None and registry.holders(settings) == 1
     del exporter
     gc.collect()
     assert registry.holders(settings) == 0
-    # A new exporter with those settings gets a delivery of its own, not a leftover.
+    # A new exporter with those settings takes the dropped one's delivery over
+    # (still running, its spool open) instead of opening the spool beside it.
     again = AgentSightLogExporter(
         endpoint="http://127.0.0.1:9", spool_path=str(tmp_path / "gone.sqlite3")
     )
     try:
         assert registry.holders(settings) == 1
+        assert again._delivery is delivery
     finally:
         again.shutdown(0)
+    assert registry.holders(settings) == 0
+    assert delivery is not None and delivery.closed
+
+
+def test_a_collection_inside_lease_does_not_deadlock() -> None:
+    """An exporter collected while another delivery is being built: the
+    collection runs its finalizer on the thread that holds the registry's
+    lock, inside lease(), where taking the lock again would hang."""
+    gc.collect()
+    gc.disable()
+    try:
+        garbage = AgentSightLogExporter(endpoint="http://127.0.0.1:9")
+        garbage.cycle = garbage  # type: ignore[attr-defined]  # only the cyclic GC frees it
+        dropped = garbage._settings
+        del garbage
+        settings = resolve_settings(endpoint="http://127.0.0.1:10")
+
+        def build() -> Delivery:
+            gc.collect()  # the garbage exporter's finalizer runs here, lock held
+            return Delivery(
+                settings,
+                None,
+                records_from_queue_items,
+                RateLimitedLogger(logging.getLogger("test")),
+            )
+
+        leases: list[Lease] = []
+        owner = _Owner()
+        worker = threading.Thread(
+            target=lambda: leases.append(registry.lease(owner, settings, build, "logs")),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(20)
+        assert not worker.is_alive(), "lease() deadlocked on a collected exporter's release"
+    finally:
+        gc.enable()
+    assert dropped is not None and registry.holders(dropped) == 0
+    [lease] = leases
+    assert lease.release()
+    lease.delivery.shutdown(0)
+
+
+class _Owner:
+    """What holds a lease: any object that can be weakly referenced."""
 
 
 def test_sharing_delivery_of_a_span_exporter(tmp_path: Path) -> None:

@@ -15,8 +15,12 @@ Why a registry rather than the log exporter attaching to a span exporter
 object: the two are built by the SDK's entry points independently, in either
 order, and either may exist alone; the registry needs neither to know the
 other. A lease whose exporter is garbage-collected without ``shutdown()`` is
-released then, so a dropped exporter does not keep its delivery alive for
-the next one with the same settings.
+released then, but its delivery is not stopped (a finalizer may not block)
+and stays registered: the next exporter with the same settings takes it
+over rather than opening the same spool beside it. That release is only
+queued by the finalizer and applied under the lock by the next registry
+call, since a collection can run the finalizer on a thread that already
+holds the lock (inside ``lease()``), where taking it again would deadlock.
 
 A second exporter with the same ``spool_path`` but other settings is
 refused: one spool file is one delivery's.
@@ -116,6 +120,9 @@ class DeliveryRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[ExporterSettings, _Entry] = {}
+        #: Leases of collected exporters, appended by their finalizers (a
+        #: deque's append takes no lock of ours) and applied by _collected().
+        self._dropped: deque[Lease] = deque()
 
     def lease(
         self,
@@ -136,6 +143,7 @@ class DeliveryRegistry:
                 uses ``settings.spool_path``; or what ``build()`` raises.
         """
         with self._lock:
+            self._collected()
             entry = self._entries.get(settings)
             if entry is None or entry.delivery.closed:
                 self._refuse_shared_spool(settings)
@@ -148,8 +156,22 @@ class DeliveryRegistry:
             lease = Lease(self, settings, entry.delivery, entry)
         # Not at exit: the SDK's own atexit hook shuts the exporter down, and
         # that shutdown must still find its lease held.
-        weakref.finalize(owner, lease.release).atexit = False
+        weakref.finalize(owner, self._dropped.append, lease).atexit = False
         return lease
+
+    def _collected(self) -> None:
+        """Apply the releases of collected exporters (with the lock held).
+
+        Their deliveries stay registered, running, for the next exporter
+        with the same settings: nothing here may block or stop one."""
+        while self._dropped:
+            lease = self._dropped.popleft()
+            if lease.released:
+                continue
+            lease.released = True
+            entry = self._entries.get(lease._settings)
+            if entry is not None and entry.delivery is lease.delivery:
+                entry.holders -= 1
 
     def _refuse_shared_spool(self, settings: ExporterSettings) -> None:
         if settings.spool_path is None:
@@ -165,6 +187,7 @@ class DeliveryRegistry:
 
     def _release(self, lease: Lease) -> bool:
         with self._lock:
+            self._collected()
             if lease.released:
                 return False
             lease.released = True
@@ -180,6 +203,7 @@ class DeliveryRegistry:
     def holders(self, settings: ExporterSettings) -> int:
         """Exporters holding the delivery for ``settings`` now (for tests and statistics)."""
         with self._lock:
+            self._collected()
             entry = self._entries.get(settings)
             return 0 if entry is None else entry.holders
 
