@@ -22,9 +22,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import collector_binary
-
-from scripted_server import ScriptedServer
+from tests import collector_binary
+from tests.scripted_server import ScriptedServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -57,7 +56,7 @@ def tracer(spans: InMemorySpanExporter) -> trace.Tracer:
 @pytest.fixture
 def agentsight_server() -> Iterator[ScriptedServer]:
     """A scripted AgentSight-like HTTP server on loopback (see scripted_server.py)."""
-    from scripted_server import ScriptedServer
+    from tests.scripted_server import ScriptedServer
 
     server = ScriptedServer()
     yield server
@@ -168,3 +167,14 @@ def _collector_for_marked_tests(request: pytest.FixtureRequest) -> Iterator[None
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(collector_binary.COLLECTOR_ENV, str(path))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _module_tracker_follows_the_environment_again() -> Iterator[None]:
+    """``configure(signal=...)`` switches the module-level ``track_button``
+    for the whole process; a test that called it must not leave the next
+    test's clicks on its signal."""
+    yield
+    from agentsight_otel.recording.default_tracker import use_signal
+
+    use_signal(None)

@@ -14,8 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import Tracker
 from agentsight_otel.wire.spans import records_from_spans
-
-from reference_payload import ingest_payload
+from tests.reference_payload import ingest_payload
 
 CLICKS: list[dict[str, Any]] = [
     {

@@ -30,7 +30,6 @@ from agentsight_otel import (
 )
 from agentsight_otel._sdk import log_record_processors, span_processors
 from agentsight_otel.log_wiring import ClickLogRecordProcessor
-from agentsight_otel.recording.default_tracker import use_signal
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
@@ -40,12 +39,6 @@ KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 def receiver(tmp_path: Path) -> Iterator[ReceiverHandle]:
     with running_receiver(tmp_path / "receiver.sqlite3", api_key=KEY) as handle:
         yield handle
-
-
-@pytest.fixture(autouse=True)
-def _module_tracker_follows_the_environment_again() -> Iterator[None]:
-    yield
-    use_signal(None)
 
 
 def test_both_wires_two_processors_on_one_delivery_and_the_click_arrives_once(

@@ -20,8 +20,7 @@ from agentsight_otel.delivery.queue import QueueItem
 from agentsight_otel.delivery.spool import Spool, open_spool
 from agentsight_otel.ratelimit import RateLimitedLogger
 from agentsight_otel.wire.records import ClickRecord, InvalidClick, record_from_event
-
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 

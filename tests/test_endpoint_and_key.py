@@ -18,8 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
 from agentsight_otel.config import ConfigurationError, Secret, is_loopback, resolve_settings
 from agentsight_otel.server.receiver import running_receiver
-
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 

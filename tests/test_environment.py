@@ -13,8 +13,7 @@ from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
 from agentsight_otel.config import resolve_settings
 from agentsight_otel.environment import Environments, normalize, slugs_from_me
 from agentsight_otel.server.receiver import running_receiver
-
-from scripted_server import Reply, Request, ScriptedServer
+from tests.scripted_server import Reply, Request, ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 CLICKS = 5

@@ -15,8 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
 from agentsight_otel.wire.records import ClickRecord
-
-from scripted_server import Reply, ScriptedServer
+from tests.scripted_server import Reply, ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 

@@ -47,8 +47,7 @@ from agentsight_otel.semconv import (
 from agentsight_otel.server.otlp import records_from_request
 from agentsight_otel.wire.ingest import encode_ingest
 from agentsight_otel.wire.records import InvalidClick, record_from_event
-
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 #: The module (the package's ``conversation`` name is the class).
 conversation_module = importlib.import_module("agentsight_otel.recording.conversation")
@@ -241,7 +240,10 @@ def stamping_sdk(every_conversation: bool = True) -> tuple[TracerProvider, InMem
 
 
 def stamped(memory: InMemorySpanExporter) -> dict[str, Any]:
-    return {s.name: s.attributes.get(GEN_AI_CONVERSATION_ID) for s in memory.get_finished_spans()}
+    return {
+        s.name: (s.attributes or {}).get(GEN_AI_CONVERSATION_ID)
+        for s in memory.get_finished_spans()
+    }
 
 
 def test_every_span_inside_a_block_is_stamped_with_the_innermost_id() -> None:
@@ -510,7 +512,7 @@ def test_a_log_event_click_carries_the_genai_id_and_reads_as_the_same_record() -
         from opentelemetry.sdk._logs.export import InMemoryLogExporter as InMemoryLogs
 
     provider, memory = sdk()
-    logs = InMemoryLogs()
+    logs = InMemoryLogs()  # type: ignore[no-untyped-call]  # the SDK's __init__ is untyped
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     tracker = Tracker(tracer_provider=provider, signal="both", logger_provider=logger_provider)
@@ -518,7 +520,7 @@ def test_a_log_event_click_carries_the_genai_id_and_reads_as_the_same_record() -
         span.set_attribute(GEN_AI_CONVERSATION_ID, "conv-from-agent-span")
         click = tracker.track_button("e", "l", "v", metadata={"k": "x"})
     [item] = logs.get_finished_logs()
-    record_attributes = dict(item.log_record.attributes)
+    record_attributes = dict(item.log_record.attributes or {})
     [event] = click_events(memory)
     assert record_attributes == dict(event.attributes)
     assert record_attributes[GEN_AI_CONVERSATION_ID] == "conv-from-agent-span"
@@ -560,7 +562,7 @@ def test_a_genai_only_click_from_the_stock_otlp_exporter_reaches_the_receiver(
                 )
             sender = OTLPSpanExporter(endpoint=bridge.url + "/v1/traces")
             assert sender.export(memory.get_finished_spans()).name == "SUCCESS"
-            sender.shutdown()
+            sender.shutdown()  # type: ignore[no-untyped-call]  # untyped in the SDK
             assert delivery.force_flush(10_000)
             response = requests.get(
                 f"{receiver.url}/api/conversations/conv-otlp-genai/buttons/", timeout=5

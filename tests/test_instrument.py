@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 
@@ -80,7 +80,7 @@ def test_traces_exporter_agentsight_and_otlp(
     span = ingest.body["conversations"][0]["spans"][0]
     assert span["trace_id"] == trace_id
     # ... and the same trace reached the ordinary OTLP pipeline, untouched.
-    names = set()
+    names: set[str] = set()
     for request in agentsight_server.posts("/v1/traces"):
         message = ExportTraceServiceRequest()
         message.ParseFromString(request.raw)

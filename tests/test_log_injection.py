@@ -14,8 +14,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
-
-from scripted_server import Reply, ScriptedServer
+from tests.scripted_server import Reply, ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 FORGED = "\nERROR agentsight_otel: FORGED LINE \x1b[2J"

@@ -28,8 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
 from agentsight_otel.config import ConfigurationError, resolve_settings
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
-
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 CLI = shutil.which("agentsight-otel", path=str(Path(sys.executable).parent)) or "agentsight-otel"
 NO_KEY_ENV = ("AGENTSIGHT_API_KEY", "OTEL_EXPORTER_AGENTSIGHT_API_KEY")

@@ -19,9 +19,8 @@ from agentsight_otel.semconv import INGEST_PARENT_SPAN_ID
 from agentsight_otel.server.receiver import running_receiver
 from agentsight_otel.wire.ingest import encode_ingest
 from agentsight_otel.wire.spans import records_from_spans
-
-from reference_payload import encode, ingest_payload
-from scripted_server import ScriptedServer
+from tests.reference_payload import encode, ingest_payload
+from tests.scripted_server import ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 

@@ -150,7 +150,9 @@ def test_configure_still_passes_every_keyword_to_the_exporter() -> None:
         retry_deadline=0.0,
         shutdown_timeout_millis=100,
     )
-    assert processor is not None
+    from agentsight_otel.wiring import ClickSpanProcessor
+
+    assert isinstance(processor, ClickSpanProcessor)
     try:
         exporter = processor.exporter
         assert exporter.disabled_reason is None
@@ -166,7 +168,9 @@ def test_a_misspelt_configure_argument_is_refused_at_run_time_too() -> None:
     first = configure(
         tracer_provider=provider, api_key="k", endpoint="http://127.0.0.1:9", retry_deadline=0.0
     )
-    assert first is not None
+    from agentsight_otel.wiring import ClickSpanProcessor
+
+    assert isinstance(first, ClickSpanProcessor)
     try:
         typo: dict[str, Any] = {"api_kye": "secret-value", "bad\nname": 1}
         with pytest.raises(TypeError, match="api_kye") as refused:
@@ -199,7 +203,7 @@ def test_the_returned_keys_are_the_documented_ones() -> None:
 
 
 def _doc(obj: Any) -> str:
-    return pydoc.render_doc(obj, renderer=pydoc.plaintext)
+    return pydoc.render_doc(obj, renderer=pydoc.plaintext)  # type: ignore[attr-defined]  # typeshed lacks it
 
 
 @pytest.mark.parametrize(

@@ -142,8 +142,8 @@ def test_logger_record_limits_are_what_the_environment_sets(
         monkeypatch.setenv(name, value)
     logger = LoggerProvider().get_logger("test")
     assert _sdk.logger_record_limits(logger) == _sdk.public_log_record_limits()
-    expected = (int(environment.get("OTEL_ATTRIBUTE_COUNT_LIMIT", 128)),)
-    expected += (int(environment["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]) if environment else None,)
+    length = int(environment["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]) if environment else None
+    expected = (int(environment.get("OTEL_ATTRIBUTE_COUNT_LIMIT", 128)), length)
     assert _sdk.public_log_record_limits() == expected
 
 

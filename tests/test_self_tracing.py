@@ -21,8 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker
-
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 

@@ -19,9 +19,9 @@ import pytest
 from opentelemetry import trace
 
 import agentsight_otel
-import collector_binary
 from agentsight_otel import TracingNotConfiguredError, Tracker
 from agentsight_otel.errors import MissingConversationIdError
+from tests import collector_binary
 
 # -- item 8: error messages name real classes -----------------------------------
 

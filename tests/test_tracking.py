@@ -153,7 +153,8 @@ def test_return_value_describes_the_recorded_click(
     assert result["metadata"] is meta
     assert result["trace_id"] == format(context.trace_id, "032x")
     assert result["span_id"] == format(context.span_id, "016x")
-    assert datetime.fromisoformat(result["timestamp"]).utcoffset().total_seconds() == 0
+    offset = datetime.fromisoformat(result["timestamp"]).utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     [(_, event)] = click_events(spans)
     assert event.attributes[CLICK_ID] == result["click_id"]
     assert len(result["click_id"]) == 32

@@ -26,9 +26,8 @@ from agentsight_otel.wire.records import (
 )
 from agentsight_otel.wire.spans import count_clicks, records_from_spans
 from agentsight_otel.wire.timestamps import delivery_timestamp, iso_timestamp
-
-from reference_payload import encode, ingest_payload
-from test_metadata import metadata_objects
+from tests.reference_payload import encode, ingest_payload
+from tests.test_metadata import metadata_objects
 
 
 def provider() -> tuple[TracerProvider, InMemorySpanExporter]:

@@ -16,8 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import AgentSightSpanExporter, ClickSpanProcessor, Tracker, configure
 from agentsight_otel.wiring import find_agentsight
-
-from scripted_server import Reply, ScriptedServer
+from tests.scripted_server import Reply, ScriptedServer
 
 KEY = "ags_0123456789abcdef0123456789abcdef_a1b2c3"
 

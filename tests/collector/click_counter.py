@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from collector_capture import scrape
+from tests.collector.collector_capture import scrape
 
 #: The counter's attributes (collector-config.yaml's count connector) as
 #: Prometheus label names: the exporter turns the dots into underscores.

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from collector_capture import CaptureBackend, CaptureBridge
+
+from tests.collector.collector_capture import CaptureBackend, CaptureBridge
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]

@@ -10,7 +10,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from collector_capture import (
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT, CLICK_ID, CONVERSATION_ID
+from tests.collector.collector_capture import (
     DELIVERY_TIMEOUT_S,
     OTHER_EVENT,
     SPAN_FILTER,
@@ -20,11 +25,6 @@ from collector_capture import (
     metric,
     wait_for,
 )
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
-
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT, CLICK_ID, CONVERSATION_ID
 
 # --- the application side ---------------------------------------------------
 

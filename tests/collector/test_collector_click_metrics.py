@@ -18,16 +18,6 @@ from typing import Any, Callable
 
 import grpc
 import pytest
-from click_counter import EVENT_LABEL, LABEL_LABEL, ScrapedClickCounter, scrape_click_counter
-from collector_capture import (
-    DELIVERY_TIMEOUT_S,
-    CaptureBridge,
-    attrs,
-    collector_metrics,
-    wait_for,
-    with_optional_metrics_backend,
-)
-from log_mix import send_logs
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -44,6 +34,21 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from agentsight_otel import Tracker
 from agentsight_otel.semconv import BUTTON_EVENT, BUTTON_LABEL
+from tests.collector.click_counter import (
+    EVENT_LABEL,
+    LABEL_LABEL,
+    ScrapedClickCounter,
+    scrape_click_counter,
+)
+from tests.collector.collector_capture import (
+    DELIVERY_TIMEOUT_S,
+    CaptureBridge,
+    attrs,
+    collector_metrics,
+    wait_for,
+    with_optional_metrics_backend,
+)
+from tests.collector.log_mix import send_logs
 
 pytestmark = [pytest.mark.collector, pytest.mark.timeout(900)]
 

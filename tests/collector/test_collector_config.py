@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from collector_capture import (
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, BUTTON_LABEL, CLICK_ID
+from tests.collector.collector_capture import (
     BACKEND_EXPORTER,
     BRIDGE_EXPORTER,
     CLICK_COUNTER,
@@ -32,22 +42,12 @@ from collector_capture import (
     wait_for,
     with_optional_metrics_backend,
 )
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-    OTLPSpanExporter as GrpcSpanExporter,
-)
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-    OTLPSpanExporter as HttpSpanExporter,
-)
-from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from span_mix import (
+from tests.collector.span_mix import (
     assert_bridge_got_exactly_the_clicks,
     debug_exporter_span_count,
     send_spans,
     wait_until_filtered,
 )
-
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, BUTTON_LABEL, CLICK_ID
 
 pytestmark = [pytest.mark.collector, pytest.mark.timeout(900)]
 

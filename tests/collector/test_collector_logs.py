@@ -14,7 +14,14 @@ import re
 from typing import Any, Callable
 
 import pytest
-from collector_capture import (
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+    OTLPLogExporter as GrpcLogExporter,
+)
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.sdk._logs.export import LogRecordExporter
+
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, BUTTON_LABEL, CLICK_ID
+from tests.collector.collector_capture import (
     DELIVERY_TIMEOUT_S,
     LOG_FILTER,
     CaptureBridge,
@@ -23,14 +30,7 @@ from collector_capture import (
     metric,
     wait_for,
 )
-from log_mix import LogClick, SentLogs, send_logs
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
-    OTLPLogExporter as GrpcLogExporter,
-)
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.sdk._logs.export import LogRecordExporter
-
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, BUTTON_LABEL, CLICK_ID
+from tests.collector.log_mix import LogClick, SentLogs, send_logs
 
 pytestmark = [pytest.mark.collector, pytest.mark.timeout(900)]
 

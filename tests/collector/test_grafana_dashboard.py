@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from click_counter import ScrapedClickCounter, scrape_click_counter
-from collector_capture import DELIVERY_TIMEOUT_S, CaptureBridge, wait_for
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-import collector_binary
 from agentsight_otel import Tracker
+from tests import collector_binary
+from tests.collector.click_counter import ScrapedClickCounter, scrape_click_counter
+from tests.collector.collector_capture import DELIVERY_TIMEOUT_S, CaptureBridge, wait_for
 
 pytestmark = [pytest.mark.collector, pytest.mark.timeout(900)]
 

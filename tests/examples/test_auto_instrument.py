@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from readme_commands import (
+from tests.examples.readme_commands import (
     EXAMPLES,
     clean_env,
     free_port,

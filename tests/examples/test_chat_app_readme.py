@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 import requests
-from readme_commands import (
+
+from tests.examples.readme_commands import (
     EXAMPLES,
     clean_env,
     free_port,

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from readme_commands import (
+
+from tests.examples.readme_commands import (
     EXAMPLES,
     Background,
     clean_env,

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from readme_commands import EXAMPLES, REPO_ROOT, section, shell_commands, words
 
 from agentsight_otel.cli import build_parser
+from tests.examples.readme_commands import EXAMPLES, REPO_ROOT, section, shell_commands, words
 
 READMES = sorted(EXAMPLES.rglob("README.md"))
 COMMANDS: list[tuple[Path, str]] = [(r, c) for r in READMES for c in shell_commands(r)]

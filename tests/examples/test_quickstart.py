@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from readme_commands import EXAMPLES, clean_env, readme_command, run
+from tests.examples.readme_commands import EXAMPLES, clean_env, readme_command, run
 
 README = EXAMPLES / "README.md"
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from readme_commands import (
+
+from tests.examples.readme_commands import (
     EXAMPLES,
     Background,
     clean_env,
@@ -19,8 +20,7 @@ from readme_commands import (
     wait_until_serving,
     with_ports,
 )
-
-from scripted_server import ScriptedServer
+from tests.scripted_server import ScriptedServer
 
 README = EXAMPLES / "sdk_setup" / "README.md"
 RECORDED = re.compile(

@@ -24,13 +24,13 @@ from typing import Any, NamedTuple
 
 import pytest
 import requests
-from fuzz_support import API_KEY, FuzzClient
 from hypothesis import HealthCheck, Phase, settings
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agentsight_otel.server.receiver import running_receiver
+from tests.fuzz.fuzz_support import API_KEY, FuzzClient
 
 PROFILE_ENV = "AGENTSIGHT_FUZZ_PROFILE"
 

@@ -6,17 +6,6 @@ import json
 import math
 from typing import Any
 
-from fuzz_support import (
-    CLICK_KEYS,
-    PREFIX,
-    RECURSION_RISK,
-    SPECIAL_TEXT,
-    bug_open,
-    json_like,
-    json_values,
-    nested,
-    nonblank_text,
-)
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -28,6 +17,17 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import Tracker, semconv
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from tests.fuzz.fuzz_support import (
+    CLICK_KEYS,
+    PREFIX,
+    RECURSION_RISK,
+    SPECIAL_TEXT,
+    bug_open,
+    json_like,
+    json_values,
+    nested,
+    nonblank_text,
+)
 
 # Protobuf strings are UTF-8: no lone surrogates (upb refuses them on assignment).
 proto_text = st.one_of(st.text(max_size=12), st.sampled_from(SPECIAL_TEXT))

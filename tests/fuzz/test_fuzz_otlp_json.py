@@ -18,7 +18,12 @@ import time
 from typing import Any
 
 import pytest
-from fuzz_support import (
+from google.protobuf import json_format
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from agentsight_otel.server import otlp
+from tests.fuzz.fuzz_support import (
     bug_open,
     byte_mutations,
     check_record,
@@ -28,12 +33,7 @@ from fuzz_support import (
     json_values,
     mutated,
 )
-from google.protobuf import json_format
-from hypothesis import event, given
-from hypothesis import strategies as st
-from otlp_strategies import SDK_BODY, known_recursion, requests_
-
-from agentsight_otel.server import otlp
+from tests.fuzz.otlp_strategies import SDK_BODY, known_recursion, requests_
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
 

@@ -15,7 +15,6 @@ import base64
 import json
 from typing import Any
 
-from fuzz_support import byte_mutations, check_record, fuzz_settings
 from hypothesis import event, given
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -23,12 +22,13 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
-from otlp_strategies import _ids, any_values, click_attributes, fill, proto_text
 
 from agentsight_otel import Tracker
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, CLICK_ID
 from agentsight_otel.server import otlp
 from agentsight_otel.server.otlp_logs import decode_logs_request, read_logs_request
+from tests.fuzz.fuzz_support import byte_mutations, check_record, fuzz_settings
+from tests.fuzz.otlp_strategies import _ids, any_values, click_attributes, fill, proto_text
 
 
 def _event_names() -> Any:

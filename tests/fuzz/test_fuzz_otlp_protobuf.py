@@ -8,13 +8,13 @@ JSON-encodable metadata, and wire bodies the receiver accepts).
 
 from __future__ import annotations
 
-from fuzz_support import byte_mutations, check_record, fuzz_settings
 from hypothesis import event, given
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from otlp_strategies import SDK_BODY, known_recursion, requests_
 
 from agentsight_otel.server import otlp
+from tests.fuzz.fuzz_support import byte_mutations, check_record, fuzz_settings
+from tests.fuzz.otlp_strategies import SDK_BODY, known_recursion, requests_
 
 
 def _records_of(body: bytes) -> None:

@@ -22,7 +22,12 @@ import zlib
 from typing import Any
 
 import pytest
-from fuzz_support import (
+from hypothesis import event, given, note
+from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
+
+from agentsight_otel.server import limits
+from tests.fuzz.fuzz_support import (
     ALLOWED_WRITE_STATUSES,
     API_KEY,
     FuzzClient,
@@ -39,11 +44,6 @@ from fuzz_support import (
     poisoned_conversations,
     walk_strings,
 )
-from hypothesis import event, given, note
-from hypothesis import strategies as st
-from hypothesis.control import currently_in_test_context
-
-from agentsight_otel.server import limits
 
 BUTTONS = "/api/buttons/"
 INGEST = "/api/ingest/"

@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fuzz_support import (
+from hypothesis import event, given, note
+from hypothesis import strategies as st
+
+from agentsight_otel import Tracker
+from agentsight_otel.errors import InvalidButtonError
+from agentsight_otel.semconv import BUTTON_CLICK_EVENT
+from agentsight_otel.semconv import METADATA_MAX_CHARS as MAX_CHARS
+from agentsight_otel.wire.spans import records_from_spans
+from tests.fuzz.fuzz_support import (
     bug_open,
     canonical,
     fuzz_settings,
@@ -23,14 +31,6 @@ from fuzz_support import (
     nonblank_text,
     required_problem,
 )
-from hypothesis import event, given, note
-from hypothesis import strategies as st
-
-from agentsight_otel import Tracker
-from agentsight_otel.errors import InvalidButtonError
-from agentsight_otel.semconv import BUTTON_CLICK_EVENT
-from agentsight_otel.semconv import METADATA_MAX_CHARS as MAX_CHARS
-from agentsight_otel.wire.spans import records_from_spans
 
 CONVERSATION = "conv-fuzz"
 

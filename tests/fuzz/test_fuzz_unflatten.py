@@ -10,7 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fuzz_support import (
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from agentsight_otel import semconv
+from agentsight_otel.recording import flatten as md
+from agentsight_otel.wire import unflatten as wire_unflatten
+from tests.fuzz.fuzz_support import (
     PREFIX,
     RECURSION_RISK,
     bug_open,
@@ -21,12 +27,6 @@ from fuzz_support import (
     metadata_keys,
     nested,
 )
-from hypothesis import event, given
-from hypothesis import strategies as st
-
-from agentsight_otel import semconv
-from agentsight_otel.recording import flatten as md
-from agentsight_otel.wire import unflatten as wire_unflatten
 
 _segment = st.one_of(
     metadata_keys.map(md.escape_key),

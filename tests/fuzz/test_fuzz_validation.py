@@ -19,7 +19,12 @@ import gzip
 import json
 from typing import Any
 
-from fuzz_support import (
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from agentsight_otel.server import limits, validation
+from agentsight_otel.server.rules import metadata_string_error
+from tests.fuzz.fuzz_support import (
     METADATA_STRINGS,
     bug_open,
     byte_mutations,
@@ -32,11 +37,6 @@ from fuzz_support import (
     mutated,
     nested,
 )
-from hypothesis import event, given
-from hypothesis import strategies as st
-
-from agentsight_otel.server import limits, validation
-from agentsight_otel.server.rules import metadata_string_error
 
 bracket_text = st.text(alphabet='[]{}"\\,:ab', max_size=12)
 deep_documents = st.builds(

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from typing import Any, Callable, TypeVar
 
 import pytest
-from fuzz_support import FuzzClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -32,6 +31,7 @@ from agentsight_otel.wire import buttons as wire_buttons
 from agentsight_otel.wire import ingest as wire_ingest
 from agentsight_otel.wire import records as wire_records
 from agentsight_otel.wire import unflatten as wire_unflatten
+from tests.fuzz.fuzz_support import FuzzClient
 
 T = TypeVar("T")
 DEEP_PATH = "agentsight.metadata." + "a." * 1500 + "a"

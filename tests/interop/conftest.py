@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from node_sdk import NodeOtel, find_node
+from tests.interop.node_sdk import NodeOtel, find_node
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,7 @@ from agentsight_otel import AgentSightSpanExporter
 from agentsight_otel.server.bridge import create_bridge_app
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
 from agentsight_otel.server.runner import ServerThread
-
-from node_sdk import NodeOtel
+from tests.interop.node_sdk import NodeOtel
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(900)]
 

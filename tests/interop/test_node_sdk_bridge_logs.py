@@ -16,9 +16,9 @@ import os
 from datetime import datetime, timezone
 
 import pytest
-from test_node_sdk_bridge import TOKEN, Pipeline, pipeline  # noqa: F401 (the fixture)
 
-from node_sdk import NodeOtel
+from tests.interop.node_sdk import NodeOtel
+from tests.interop.test_node_sdk_bridge import TOKEN, Pipeline, pipeline  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(900)]
 

@@ -20,8 +20,7 @@ import requests
 
 from agentsight_otel import semconv
 from agentsight_otel.server.receiver import ReceiverHandle, running_receiver
-
-from bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge
 
 API_KEY = "ags_0123456789abcdef0123456789abcdef_abcdef"
 

@@ -20,8 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import Tracker
 from agentsight_otel.server.receiver import ReceiverHandle
-
-from bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge
 
 TOKEN = "grpc-s3cret"
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

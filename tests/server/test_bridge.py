@@ -22,9 +22,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentsight_otel import TrackedClick, Tracker
 from agentsight_otel.server.bridge import MAX_OTLP_BODY_BYTES
 from agentsight_otel.server.receiver import ReceiverHandle
-
-from bridge_harness import Bridge
-from test_otlp import otlp_json
+from tests.server.bridge_harness import Bridge
+from tests.server.test_otlp import otlp_json
 
 PB = {"Content-Type": "application/x-protobuf"}
 

@@ -16,7 +16,6 @@ import pytest
 import requests
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from test_bridge import PB, application_spans
 
 from agentsight_otel.server import otlp_bounds
 from agentsight_otel.server.otlp import (
@@ -27,8 +26,8 @@ from agentsight_otel.server.otlp import (
     decode_request,
 )
 from agentsight_otel.server.receiver import ReceiverHandle
-
-from bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge
+from tests.server.test_bridge import PB, application_spans
 
 
 def field(number: int, payload: bytes) -> bytes:

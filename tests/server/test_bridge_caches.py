@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from test_bridge import PB
-from test_bridge_foreign_clicks import foreign_spans
 
 from agentsight_otel.recording import flatten as metadata
 from agentsight_otel.wire import unflatten as wire_unflatten
-
-from bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge
+from tests.server.test_bridge import PB
+from tests.server.test_bridge_foreign_clicks import foreign_spans
 
 
 def retained_characters() -> int:

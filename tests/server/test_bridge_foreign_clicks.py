@@ -22,7 +22,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_bridge import PB, stored
 
 from agentsight_otel.semconv import (
     BUTTON_CLICK_EVENT,
@@ -33,9 +32,9 @@ from agentsight_otel.semconv import (
 )
 from agentsight_otel.server.otlp import JSON, PROTOBUF, decode_request, records_from_request
 from agentsight_otel.server.receiver import ReceiverHandle
-
-from bridge_harness import Bridge
-from test_otlp import otlp_json
+from tests.server.bridge_harness import Bridge
+from tests.server.test_bridge import PB, stored
+from tests.server.test_otlp import otlp_json
 
 
 def foreign_spans(labels: tuple[str, ...] = ("Create ticket", "Cancel")) -> Any:

@@ -36,9 +36,8 @@ from agentsight_otel.server.bridge_core import RETRY_AFTER_SECONDS
 from agentsight_otel.server.grpc_bridge import MAX_GRPC_MESSAGE_BYTES, WORKERS, GrpcBridge
 from agentsight_otel.server.otlp_bounds import MAX_SPANS
 from agentsight_otel.server.receiver import ReceiverHandle
-
-from bridge_harness import Bridge
-from grpc_support import (
+from tests.server.bridge_harness import Bridge
+from tests.server.grpc_support import (
     TOKEN,
     TRACE_EXPORT,
     assert_delivered,

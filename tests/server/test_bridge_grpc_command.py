@@ -29,9 +29,8 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from agentsight_otel import cli
 from agentsight_otel.server.grpc_bridge import GrpcBridge
 from agentsight_otel.server.receiver import ReceiverHandle
-
-from bridge_harness import Bridge
-from grpc_support import (
+from tests.server.bridge_harness import Bridge
+from tests.server.grpc_support import (
     TOKEN,
     assert_delivered,
     finished_spans,

@@ -18,7 +18,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

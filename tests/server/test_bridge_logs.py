@@ -25,13 +25,12 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from test_bridge import PB, stored
 
 from agentsight_otel import TrackedClick, Tracker
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, BUTTON_LABEL, CLICK_ID
 from agentsight_otel.server.receiver import ReceiverHandle
-
-from bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge
+from tests.server.test_bridge import PB, stored
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 

@@ -15,7 +15,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_bridge_logs import otlp_json
 
 from agentsight_otel import Tracker
 from agentsight_otel.semconv import CLICK_ID
@@ -35,6 +34,7 @@ from agentsight_otel.server.otlp_logs import (
 from agentsight_otel.wire.logs import compact_logs, records_from_log_clicks
 from agentsight_otel.wire.records import ClickRecord
 from agentsight_otel.wire.spans import records_from_spans
+from tests.server.test_bridge_logs import otlp_json
 
 
 def clicks_both_ways() -> tuple[Any, Any]:

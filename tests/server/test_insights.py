@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import requests
 from agentsight_otel import semconv
 from agentsight_otel.server.insights import MAX_TIME_BUCKETS, bucket_window
 from agentsight_otel.server.receiver import running_receiver
-from conftest import Wire
+from tests.server.conftest import Wire
 
 BASE = datetime(2025, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 INJECTION = "<script>window.__pwned = 1</script><b>bold</b>"
@@ -69,7 +70,7 @@ def insights_json(wire: Wire, query: str = "") -> dict[str, Any]:
     return body
 
 
-def test_insights_numbers_are_exact_for_clicks_sent_through_ingest(wire):
+def test_insights_numbers_are_exact_for_clicks_sent_through_ingest(wire: Wire) -> None:
     seed_shop(wire)
 
     body = insights_json(wire)
@@ -108,7 +109,7 @@ def test_insights_numbers_are_exact_for_clicks_sent_through_ingest(wire):
     assert [b["clicks"] for b in feedback["over_time"]["buckets"]] == [1, 1]
 
 
-def test_journeys_are_the_most_recent_conversations_oldest_click_first(wire):
+def test_journeys_are_the_most_recent_conversations_oldest_click_first(wire: Wire) -> None:
     seed_shop(wire)
 
     journeys = insights_json(wire)["journeys"]
@@ -127,7 +128,7 @@ def test_journeys_are_the_most_recent_conversations_oldest_click_first(wire):
     assert shop_a["earlier_clicks"] == 0
 
 
-def test_limits_cut_events_labels_journeys_and_steps(wire):
+def test_limits_cut_events_labels_journeys_and_steps(wire: Wire) -> None:
     seed_shop(wire)
 
     first = insights_json(wire, "?events=1&labels=1&journeys=1&steps=1")
@@ -153,7 +154,7 @@ def test_limits_cut_events_labels_journeys_and_steps(wire):
     assert checkout["other_labels"] == {"labels": 2, "clicks": 4, "share": 1.0}
 
 
-def test_one_button_event_alone_with_the_journeys_through_it(wire):
+def test_one_button_event_alone_with_the_journeys_through_it(wire: Wire) -> None:
     seed_shop(wire)
 
     body = insights_json(wire, "?button_event=checkout&steps=2")
@@ -173,7 +174,7 @@ def test_one_button_event_alone_with_the_journeys_through_it(wire):
     assert "No clicks of button event nope." in wire.get("/insights/?button_event=nope").text
 
 
-def test_each_event_links_to_itself_alone_escaped(wire):
+def test_each_event_links_to_itself_alone_escaped(wire: Wire) -> None:
     seed_shop(wire)
     send(wire, "odd", click(wire, "<i>&evt</i>", "L", BASE))
 
@@ -202,13 +203,15 @@ def test_each_event_links_to_itself_alone_escaped(wire):
         ("button_event=" + "x" * 1001, "query parameter button_event must be 1 to 1000 characters"),
     ],
 )
-def test_bad_limits_get_400_naming_the_parameter(wire, path, query, message):
+def test_bad_limits_get_400_naming_the_parameter(
+    wire: Wire, path: str, query: str, message: str
+) -> None:
     response = wire.get(f"{path}?{query}")
     assert response.status_code == 400
     assert response.json() == {"detail": message}
 
 
-def test_html_escapes_every_stored_string(wire):
+def test_html_escapes_every_stored_string(wire: Wire) -> None:
     seed_shop(wire)
     send(wire, "<img src=x onerror=alert(1)>", click(wire, "<i>evt</i>", "L", BASE))
 
@@ -220,7 +223,7 @@ def test_html_escapes_every_stored_string(wire):
     assert "&lt;i&gt;evt&lt;/i&gt;" in html
 
 
-def test_html_states_counts_and_shares_as_text(wire):
+def test_html_states_counts_and_shares_as_text(wire: Wire) -> None:
     seed_shop(wire)
 
     html = wire.get("/insights/").text
@@ -232,7 +235,7 @@ def test_html_states_counts_and_shares_as_text(wire):
     assert html.count('class="bar"') == 4  # two labels in each of two events
 
 
-def test_pages_link_each_other_and_the_receiver_page_links_insights(wire):
+def test_pages_link_each_other_and_the_receiver_page_links_insights(wire: Wire) -> None:
     seed_shop(wire)
 
     assert 'href="/insights/"' in wire.get("/").text
@@ -243,14 +246,14 @@ def test_pages_link_each_other_and_the_receiver_page_links_insights(wire):
     assert 'href="/"' in html
 
 
-def test_empty_database(wire):
+def test_empty_database(wire: Wire) -> None:
     body = insights_json(wire)
     assert body["total_clicks"] == 0
     assert body["button_events"] == [] and body["journeys"] == []
     assert "No clicks received yet" in wire.get("/insights/").text
 
 
-def test_insights_answer_only_our_own_host_names(wire):
+def test_insights_answer_only_our_own_host_names(wire: Wire) -> None:
     for path in ("/insights/", "/api/insights/"):
         response = wire.get(path, headers={"Host": "evil.example"})
         assert response.status_code == 421
@@ -268,7 +271,9 @@ def test_insights_answer_only_our_own_host_names(wire):
         (timedelta(days=400), "day", MAX_TIME_BUCKETS),
     ],
 )
-def test_bucket_unit_follows_the_span_of_the_clicks(span, unit, buckets):
+def test_bucket_unit_follows_the_span_of_the_clicks(
+    span: timedelta, unit: str, buckets: int
+) -> None:
     first = int(BASE.timestamp() * 1_000_000)
     last = first + span // timedelta(microseconds=1)
     name, unit_us, start, count = bucket_window(first, last)
@@ -276,7 +281,7 @@ def test_bucket_unit_follows_the_span_of_the_clicks(span, unit, buckets):
     assert start % unit_us == 0 and start + (count - 1) * unit_us <= last < start + count * unit_us
 
 
-def test_a_span_over_the_bucket_cap_shows_the_latest_days_and_counts_the_rest(wire):
+def test_a_span_over_the_bucket_cap_shows_the_latest_days_and_counts_the_rest(wire: Wire) -> None:
     old = BASE - timedelta(days=300)
     send(
         wire,
@@ -304,7 +309,7 @@ def test_a_span_over_the_bucket_cap_shows_the_latest_days_and_counts_the_rest(wi
     assert "2025-04-30 12:00:00 (+" in html and "2025-05-01 12:00:00 (+1d 0h)" in html
 
 
-def test_many_labels_and_conversations_stay_within_the_limits(wire):
+def test_many_labels_and_conversations_stay_within_the_limits(wire: Wire) -> None:
     # 3,000 clicks on 300 labels in 600 conversations, as the exporter sends them.
     for batch in range(3):
         blocks = [
@@ -338,7 +343,7 @@ def test_many_labels_and_conversations_stay_within_the_limits(wire):
     assert body["total_conversations"] == 600
 
 
-def test_html_pages_past_the_last_event_and_folds_other_labels(wire):
+def test_html_pages_past_the_last_event_and_folds_other_labels(wire: Wire) -> None:
     seed_shop(wire)
 
     past = wire.get("/insights/?offset=5&events=2").text
@@ -350,7 +355,7 @@ def test_html_pages_past_the_last_event_and_folds_other_labels(wire):
     assert folded.count('class="bar other"') == 2
 
 
-def test_clicks_without_a_time_are_counted_but_not_charted(wire):
+def test_clicks_without_a_time_are_counted_but_not_charted(wire: Wire) -> None:
     # Rows written before ts_us existed, or edited by hand, hold no time.
     send(wire, "timeless", click(wire, "e", "L", BASE))
     with wire.receiver.store.transaction() as conn:
@@ -366,7 +371,7 @@ def test_clicks_without_a_time_are_counted_but_not_charted(wire):
     assert "time unknown" in html and "Clicks per minute" not in html
 
 
-def test_a_database_made_before_the_time_index_opens_with_it(tmp_path):
+def test_a_database_made_before_the_time_index_opens_with_it(tmp_path: Path) -> None:
     # The schema of earlier releases: the conversation index without the time.
     path = tmp_path / "earlier.sqlite3"
     with sqlite3.connect(path) as conn:
@@ -412,7 +417,7 @@ CREATE INDEX clicks_by_conversation ON clicks (conversation_id);
 """
 
 
-def test_numbers_agree_with_each_other_while_clicks_arrive(wire):
+def test_numbers_agree_with_each_other_while_clicks_arrive(wire: Wire) -> None:
     # Every query of one request reads the same snapshot, so the totals, the
     # per-event counts, the labels and the buckets add up even mid-ingest.
     stop = threading.Event()

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_insights import BASE, INJECTION, click, seed_shop, send
 
 from agentsight_otel.demo import EXAMPLES, run_demo
 from agentsight_otel.server.insights_page import BAR_COLOR, CHART_WIDTH, COLUMN_COLOR
 from agentsight_otel.server.receiver import running_receiver
+from tests.server.conftest import Wire
+from tests.server.test_insights import BASE, INJECTION, click, seed_shop, send
 
 pytestmark = pytest.mark.browser
 
@@ -107,7 +108,7 @@ def box(locator: Any) -> dict[str, float]:
     return found
 
 
-def test_label_bars_are_drawn_in_proportion_to_the_counts(wire, page):
+def test_label_bars_are_drawn_in_proportion_to_the_counts(wire: Wire, page: Any) -> None:
     seed_shop(wire)
 
     page.goto(f"{wire.url}/insights/")
@@ -132,7 +133,7 @@ def test_label_bars_are_drawn_in_proportion_to_the_counts(wire, page):
     assert near(shot.pixel(cancel["x"] + pay["width"] * 0.95, low), WHITE)
 
 
-def test_clicks_over_time_columns_are_drawn_per_minute(wire, page):
+def test_clicks_over_time_columns_are_drawn_per_minute(wire: Wire, page: Any) -> None:
     seed_shop(wire)
 
     page.goto(f"{wire.url}/insights/")
@@ -158,10 +159,15 @@ def test_clicks_over_time_columns_are_drawn_per_minute(wire, page):
     assert near(shot.pixel(*empty_minute), WHITE)
 
 
-def test_stored_markup_is_shown_as_text_and_never_run(wire, page):
+def test_stored_markup_is_shown_as_text_and_never_run(wire: Wire, page: Any) -> None:
     seed_shop(wire)
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def dismissed(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismissed)
 
     page.goto(f"{wire.url}/insights/")
 
@@ -178,7 +184,7 @@ def test_stored_markup_is_shown_as_text_and_never_run(wire, page):
     assert dialogs == []
 
 
-def test_journeys_show_each_conversation_oldest_click_first(wire, page):
+def test_journeys_show_each_conversation_oldest_click_first(wire: Wire, page: Any) -> None:
     seed_shop(wire)
 
     page.goto(f"{wire.url}/insights/")
@@ -194,7 +200,7 @@ def test_journeys_show_each_conversation_oldest_click_first(wire, page):
     assert when[3] == "12:03:00 (+55s) · feedback"
 
 
-def test_phone_width_needs_no_sideways_scrolling(wire, browser):
+def test_phone_width_needs_no_sideways_scrolling(wire: Wire, browser: Any) -> None:
     seed_shop(wire)
     long_name = "a-very-long-conversation-identifier-" * 4
     send(wire, long_name, click(wire, "checkout", "L" * 200, BASE))
@@ -223,7 +229,9 @@ def test_phone_width_needs_no_sideways_scrolling(wire, browser):
         context.close()
 
 
-def test_the_demo_clicks_render(tmp_path: Path, page, capsys):
+def test_the_demo_clicks_render(
+    tmp_path: Path, page: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     db = tmp_path / "demo.sqlite3"
     assert run_demo(str(db)) == 0
     assert "http://127.0.0.1:8400/insights/" in capsys.readouterr().out

@@ -11,7 +11,7 @@ import requests
 from agentsight_otel.server.receiver import ReceiverHandle
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 WRONG_KEY = "ags_ffffffffffffffffffffffffffffffff_ffffff"
 

@@ -21,7 +21,7 @@ from agentsight_otel import semconv
 from agentsight_otel.server.conflicts import MAX_REPORTED_CONFLICTS
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 RECEIVER_LOGGER = "agentsight_otel.server"
 

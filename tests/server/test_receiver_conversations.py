@@ -13,12 +13,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import legacy_peer
 import pytest
 import requests
 
+from tests.server import legacy_peer
+
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 FLOW = r"""
 import json

@@ -18,7 +18,7 @@ import requests
 from agentsight_otel.server import counts
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 
 def _gzip_headers(wire: Wire) -> dict[str, str]:

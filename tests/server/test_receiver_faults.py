@@ -16,7 +16,7 @@ from agentsight_otel.server.faults import FaultPlan, FaultRule, FaultSpecError
 from agentsight_otel.server.receiver import running_receiver, serve_from_args
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 # --- spec syntax --------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from agentsight_otel import semconv
 from agentsight_otel.server.receiver import ReceiverHandle
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 
 def test_same_click_twice_via_buttons_is_stored_once(wire: Wire) -> None:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from agentsight_otel.server import limits
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from agentsight_otel.server.receiver import ReceiverHandle
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 
 def test_the_receiver_bug_line_escapes_the_path(

@@ -17,7 +17,7 @@ from agentsight_otel import semconv
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Dialog, Page, Request
 
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 INJECTION = "<script>window.__pwned = 1</script><b>bold</b>"
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from agentsight_otel import semconv
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 
 def _click(

@@ -15,7 +15,7 @@ from agentsight_otel import semconv
 from agentsight_otel.server import validation
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 CORRELATION = semconv.BUTTONS_CORRELATION_KEY
 

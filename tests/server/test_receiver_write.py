@@ -11,7 +11,7 @@ import pytest
 from agentsight_otel import semconv
 
 if TYPE_CHECKING:
-    from conftest import Wire
+    from tests.server.conftest import Wire
 
 
 def test_me_advertises_gzip_ingest_and_the_environments(wire: Wire) -> None:
