@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import requests
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from agentsight_otel import AgentSightSpanExporter
 from agentsight_otel.server.bridge import create_bridge_app
 from agentsight_otel.server.grpc_bridge import GrpcBridge
@@ -54,3 +57,33 @@ class Bridge:
             self.grpc.stop()
         self.thread.stop()
         self.exporter.shutdown()
+
+
+def stored(receiver: ReceiverHandle) -> dict[str, dict[str, Any]]:
+    """The clicks the receiver stored for the test conversations, by click id."""
+    clicks: dict[str, dict[str, Any]] = {}
+    for conversation in ("conv-0", "conv-1"):
+        response = requests.get(
+            f"{receiver.url}/api/conversations/{conversation}/buttons/", timeout=5
+        )
+        if response.status_code == 200:
+            for group in response.json()["button_events"]:
+                for click in group["clicks"]:
+                    clicks[click["click_id"]] = click
+    return clicks
+
+
+def blank_labels_ending(request: ExportTraceServiceRequest, suffix: str) -> int:
+    """Blank the label of every click whose label ends with ``suffix`` (a
+    malformed click); how many were blanked."""
+    blanked = 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                for event in span.events:
+                    for kv in event.attributes:
+                        label = kv.value.string_value
+                        if kv.key == "agentsight.button_label" and label.endswith(suffix):
+                            kv.value.string_value = ""
+                            blanked += 1
+    return blanked

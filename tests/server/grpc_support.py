@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import requests
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -20,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agentsight_otel import Tracker
 from agentsight_otel.server.receiver import ReceiverHandle
-from tests.server.bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge, stored
 
 TOKEN = "grpc-s3cret"
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -53,19 +52,6 @@ def finished_spans() -> tuple[list[ReadableSpan], list[Any]]:
     provider.add_span_processor(SimpleSpanProcessor(memory))
     sent = clicks_recorded(provider)
     return list(memory.get_finished_spans()), sent
-
-
-def stored(receiver: ReceiverHandle) -> dict[str, dict[str, Any]]:
-    clicks: dict[str, dict[str, Any]] = {}
-    for conversation in ("conv-0", "conv-1"):
-        response = requests.get(
-            f"{receiver.url}/api/conversations/{conversation}/buttons/", timeout=5
-        )
-        if response.status_code == 200:
-            for group in response.json()["button_events"]:
-                for click in group["clicks"]:
-                    clicks[click["click_id"]] = click
-    return clicks
 
 
 def assert_delivered(receiver: ReceiverHandle, bridge: Bridge, sent: list[Any]) -> None:

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentsight_otel import TrackedClick, Tracker
 from agentsight_otel.server.bridge import MAX_OTLP_BODY_BYTES
 from agentsight_otel.server.receiver import ReceiverHandle
-from tests.server.bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge, blank_labels_ending, stored
 from tests.server.test_otlp import otlp_json
 
 PB = {"Content-Type": "application/x-protobuf"}
@@ -49,19 +49,6 @@ def application_spans() -> tuple[Any, list[TrackedClick]]:
         with tracer.start_as_current_span(f"quiet-{n}"):
             pass
     return memory.get_finished_spans(), sent
-
-
-def stored(receiver: ReceiverHandle) -> dict[str, Any]:
-    clicks: dict[str, Any] = {}
-    for conversation in ("conv-0", "conv-1"):
-        response = requests.get(
-            f"{receiver.url}/api/conversations/{conversation}/buttons/", timeout=5
-        )
-        if response.status_code == 200:
-            for group in response.json()["button_events"]:
-                for click in group["clicks"]:
-                    clicks[click["click_id"]] = click
-    return clicks
 
 
 def assert_delivered(receiver: ReceiverHandle, bridge: Bridge, sent: list[TrackedClick]) -> None:
@@ -102,18 +89,7 @@ def test_otlp_json(receiver: ReceiverHandle, bridge: Bridge, gzipped: bool) -> N
 def test_partial_success_for_malformed_clicks(receiver: ReceiverHandle, bridge: Bridge) -> None:
     spans, sent = application_spans()
     request = encode_spans(spans)
-    broken = 0
-    for rs in request.resource_spans:
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                for event in span.events:
-                    for kv in event.attributes:
-                        if kv.key == "agentsight.button_label" and kv.value.string_value.endswith(
-                            "1"
-                        ):
-                            kv.value.string_value = ""
-                            broken += 1
-    assert broken == 1
+    assert blank_labels_ending(request, "1") == 1
     response = requests.post(bridge.url, data=request.SerializeToString(), headers=PB, timeout=10)
     assert response.status_code == 200
     answer = ExportTraceServiceResponse()

@@ -32,8 +32,8 @@ from agentsight_otel.semconv import (
 )
 from agentsight_otel.server.otlp import JSON, PROTOBUF, decode_request, records_from_request
 from agentsight_otel.server.receiver import ReceiverHandle
-from tests.server.bridge_harness import Bridge
-from tests.server.test_bridge import PB, stored
+from tests.server.bridge_harness import Bridge, stored
+from tests.server.test_bridge import PB
 from tests.server.test_otlp import otlp_json
 
 

@@ -36,7 +36,7 @@ from agentsight_otel.server.bridge_core import RETRY_AFTER_SECONDS
 from agentsight_otel.server.grpc_bridge import MAX_GRPC_MESSAGE_BYTES, WORKERS, GrpcBridge
 from agentsight_otel.server.otlp_bounds import MAX_SPANS
 from agentsight_otel.server.receiver import ReceiverHandle
-from tests.server.bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge, blank_labels_ending, stored
 from tests.server.grpc_support import (
     TOKEN,
     TRACE_EXPORT,
@@ -45,7 +45,6 @@ from tests.server.grpc_support import (
     finished_spans,
     retry_delay,
     spans_request,
-    stored,
     stub,
     target,
     trailers,
@@ -132,18 +131,7 @@ def test_partial_success_for_malformed_clicks(
 ) -> None:
     spans, sent = finished_spans()
     request = encode_spans(spans)
-    broken = 0
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                for event in span.events:
-                    for kv in event.attributes:
-                        if kv.key == "agentsight.button_label" and kv.value.string_value.endswith(
-                            "1"
-                        ):
-                            kv.value.string_value = ""
-                            broken += 1
-    assert broken == 1
+    assert blank_labels_ending(request, "1") == 1
     answer = stub(channel).Export(request, timeout=10)
     assert answer.partial_success.rejected_spans == 1
     assert "agentsight.button_label" in answer.partial_success.error_message

@@ -29,13 +29,12 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from agentsight_otel import cli
 from agentsight_otel.server.grpc_bridge import GrpcBridge
 from agentsight_otel.server.receiver import ReceiverHandle
-from tests.server.bridge_harness import Bridge
+from tests.server.bridge_harness import Bridge, stored
 from tests.server.grpc_support import (
     TOKEN,
     assert_delivered,
     finished_spans,
     spans_request,
-    stored,
     stub,
     target,
 )

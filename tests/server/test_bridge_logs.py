@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from agentsight_otel import TrackedClick, Tracker
 from agentsight_otel.semconv import BUTTON_CLICK_EVENT, BUTTON_EVENT, BUTTON_LABEL, CLICK_ID
 from agentsight_otel.server.receiver import ReceiverHandle
-from tests.server.bridge_harness import Bridge
-from tests.server.test_bridge import PB, stored
+from tests.server.bridge_harness import Bridge, stored
+from tests.server.test_bridge import PB
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
